@@ -1,0 +1,24 @@
+/// What a protocol (HTTP, WebSocket, Redis, ...) implements to sit on a TCP connection.
+public protocol TCPConnectionDelegate: AnyObject {
+    /// Bytes arrived. `bytes` holds the unconsumed input: bytes kept from earlier reads
+    /// followed by the new ones, writable so parsers may unmask or decode in place. Return
+    /// how many were consumed; the connection keeps the rest and offers them again, with
+    /// more, on the next read. A delegate that replaces `connection.delegate` during this
+    /// call has the leftover bytes offered to the new delegate at once (protocol upgrade).
+    func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeMutableRawBufferPointer) -> Int
+
+    /// A client connection finished its TCP handshake.
+    func connectionDidConnect(_ connection: TCPConnection)
+
+    /// `connection.isWritable` changed: pending output crossed the high- or low-water mark.
+    func connectionWritabilityChanged(_ connection: TCPConnection)
+
+    /// The connection closed (by us, the peer or an error). Called once, after the event
+    /// batch in which it happened; the connection drops its delegate afterwards.
+    func connectionDidClose(_ connection: TCPConnection, error: SocketError?)
+}
+
+extension TCPConnectionDelegate {
+    public func connectionDidConnect(_ connection: TCPConnection) {}
+    public func connectionWritabilityChanged(_ connection: TCPConnection) {}
+}
