@@ -1,0 +1,223 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// Real Redis and PostgreSQL servers for tests, each started once per test process on a
+/// free port in its own temp dir and stopped at exit. No mocks: the README's test command
+/// installs the packages; a missing binary fails the test with a line saying what to install.
+enum TestServers {
+    /// A port nobody listens on right now.
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
+    static func waitForPort(_ port: Int, timeout: TimeInterval = 30) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = UInt16(port).bigEndian
+            let rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            close(fd)
+            if rc == 0 { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    static func findExecutable(_ name: String, in dirs: [String]) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        for dir in dirs + path.split(separator: ":").map(String.init) {
+            let candidate = dir + "/" + name
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// Runs a command to completion and returns (status, combined output).
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    static func makeTempDir(_ prefix: String) -> String {
+        var template = Array("/tmp/dedup-\(prefix)-XXXXXX".utf8CString)
+        let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        return dir
+    }
+
+    private static let started = Mutex<[Int32]>([])
+
+    /// Remembers a child pid to kill when the test process exits.
+    static func track(_ pid: Int32) {
+        let first = started.withLock { pids -> Bool in
+            pids.append(pid)
+            return pids.count == 1
+        }
+        if first {
+            atexit {
+                for pid in TestServers.started.withLock({ $0 }) { kill(pid, SIGKILL) }
+            }
+        }
+    }
+
+    static func untrack(_ pid: Int32) {
+        started.withLock { $0.removeAll { $0 == pid } }
+    }
+}
+
+/// A redis-server child process on a free port (no persistence).
+final class RedisTestServer: @unchecked Sendable {
+    let port: Int
+    let dir: String
+    private var process: Process?
+
+    var url: String { "redis://127.0.0.1:\(port)" }
+
+    /// The shared instance for this test process.
+    static let shared: RedisTestServer = {
+        do { return try RedisTestServer() } catch { fatalError("\(error)") }
+    }()
+
+    init(port: Int = TestServers.freePort()) throws {
+        self.port = port
+        dir = TestServers.makeTempDir("redis")
+        try start()
+    }
+
+    /// Starts (or restarts) the server on the same port.
+    func start() throws {
+        guard let binary = TestServers.findExecutable("redis-server", in: ["/usr/bin", "/usr/local/bin"]) else {
+            throw TestServerError.missing("redis-server not found: run the README's test command (apt-get install redis-server)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", dir, "--logfile", dir + "/redis.log"]
+        try process.run()
+        TestServers.track(process.processIdentifier)
+        self.process = process
+        guard TestServers.waitForPort(port) else { throw TestServerError.failed("redis-server did not listen on \(port)") }
+    }
+
+    /// Kills the server (SIGKILL: like a crash).
+    func stop() {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        TestServers.untrack(process.processIdentifier)
+        self.process = nil
+    }
+
+    /// Runs redis-cli against this server and returns its output, trimmed.
+    func cli(_ arguments: String...) throws -> String {
+        guard let binary = TestServers.findExecutable("redis-cli", in: ["/usr/bin"]) else {
+            throw TestServerError.missing("redis-cli not found (apt-get install redis-tools)")
+        }
+        let (_, out) = try TestServers.run(binary, ["-p", "\(port)"] + arguments)
+        return out.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// A PostgreSQL 15 cluster in a temp dir, run as the `postgres` user (initdb refuses root),
+/// with fsync off: these are tests, durability is the benchmarks' business.
+final class PostgresTestServer: @unchecked Sendable {
+    let port: Int
+    let dir: String
+    let binDir: String
+    private var process: Process?
+
+    var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
+
+    static let shared: PostgresTestServer = {
+        do { return try PostgresTestServer() } catch { fatalError("\(error)") }
+    }()
+
+    init(port: Int = TestServers.freePort()) throws {
+        self.port = port
+        let candidates = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
+        guard let bin = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") }) else {
+            throw TestServerError.missing("PostgreSQL server binaries not found: run the README's test command (apt-get install postgresql)")
+        }
+        binDir = bin
+        dir = TestServers.makeTempDir("pg")
+        let runuser = "/usr/sbin/runuser"
+        try TestServers.run("/bin/chown", ["-R", "postgres", dir])
+        let (status, out) = try TestServers.run(runuser, ["-u", "postgres", "--", bin + "/initdb", "-D", dir + "/data",
+                                                          "-A", "trust", "-U", "postgres", "--no-sync"])
+        guard status == 0 else { throw TestServerError.failed("initdb failed: \(out)") }
+        try start()
+    }
+
+    func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+        process.arguments = ["-u", "postgres", "--", binDir + "/postgres", "-D", dir + "/data", "-p", "\(port)",
+                             "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                             "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"]
+        let log = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        TestServers.track(process.processIdentifier)
+        self.process = process
+        guard TestServers.waitForPort(port) else { throw TestServerError.failed("postgres did not listen on \(port)") }
+        // Accepting TCP precedes accepting queries by a moment; wait for a real query.
+        for _ in 0..<100 {
+            if let out = try? psql("SELECT 1"), out == "1" { return }
+            usleep(100_000)
+        }
+        throw TestServerError.failed("postgres on \(port) does not answer queries")
+    }
+
+    /// Stops the server at once (immediate mode: like a crash, no checkpoint).
+    func stop() {
+        _ = try? TestServers.run("/usr/sbin/runuser", ["-u", "postgres", "--", binDir + "/pg_ctl", "-D", dir + "/data",
+                                                       "-m", "immediate", "stop"])
+        process?.waitUntilExit()
+        if let pid = process?.processIdentifier { TestServers.untrack(pid) }
+        process = nil
+    }
+
+    /// Runs one SQL statement with psql and returns its unaligned, tuples-only output.
+    func psql(_ sql: String) throws -> String {
+        let psql = TestServers.findExecutable("psql", in: [binDir, "/usr/bin"]) ?? "/usr/bin/psql"
+        let (status, out) = try TestServers.run(psql, ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres",
+                                                       "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        guard status == 0 else { throw TestServerError.failed("psql: \(out)") }
+        return out.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+enum TestServerError: Error, CustomStringConvertible {
+    case missing(String)
+    case failed(String)
+    var description: String {
+        switch self {
+        case .missing(let s), .failed(let s): return s
+        }
+    }
+}
