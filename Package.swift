@@ -19,9 +19,10 @@ let package = Package(
             name: "Reactor",
             dependencies: ["CEpoll", "CCrypto", "CHiredis", "CPostgres"]
         ),
+        .target(name: "CAllocCounter"),
         .executableTarget(
             name: "Benchmarks",
-            dependencies: ["Reactor"],
+            dependencies: ["Reactor", "CAllocCounter"],
             path: "Benchmarks"
         ),
         .testTarget(
