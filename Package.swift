@@ -5,7 +5,13 @@ let package = Package(
     name: "dedup",
     products: [
         .library(name: "Reactor", targets: ["Reactor"]),
+        .executable(name: "producer", targets: ["Producer"]),
         .executable(name: "Benchmarks", targets: ["Benchmarks"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(
@@ -19,11 +25,29 @@ let package = Package(
             name: "Reactor",
             dependencies: ["CEpoll", "CCrypto", "CHiredis", "CPostgres"]
         ),
+        .target(
+            name: "ServiceKit",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "Producer",
+            dependencies: [
+                "Reactor", "ServiceKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .target(name: "CAllocCounter"),
         .executableTarget(
             name: "Benchmarks",
             dependencies: ["Reactor", "CAllocCounter"],
             path: "Benchmarks"
+        ),
+        .testTarget(
+            name: "ProducerTests",
+            dependencies: ["Producer", "Reactor", "ServiceKit"],
+            path: "Tests/ProducerTests"
         ),
         .testTarget(
             name: "ReactorTests",

@@ -1,5 +1,8 @@
 /// Every micro suite, in the order they run. Each lives in its own file.
 func registeredMicroSuites() -> [MicroSuite] {
     [
+        MicroSuite(name: "http_parse", run: runHTTPParseBenchmark),
+        MicroSuite(name: "postgres", run: runPostgresBenchmark),
+        MicroSuite(name: "websocket", run: runWebSocketBenchmark),
     ]
 }

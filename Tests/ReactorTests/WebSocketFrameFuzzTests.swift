@@ -48,17 +48,18 @@ final class WebSocketFrameFuzzTests: XCTestCase {
         for _ in 0..<Int(rng.next() % 6) + 1 {
             let opcodes: [UInt8] = [0, 1, 2, 8, 9, 10]
             let opcode = opcodes[Int(rng.next() % 6)]
-            let sizeChoice = rng.next() % 20
+            // Mostly small frames; the 16- and 64-bit forms often enough to be exercised.
             var size: Int
-            switch sizeChoice {
-            case 0: size = 125
-            case 1: size = 126
-            case 2: size = 65535
-            case 3: size = 65536 + Int(rng.next() % 100)
+            switch rng.next() % 100 {
+            case 0..<5: size = 125
+            case 5..<10: size = 126 + Int(rng.next() % 10)
+            case 10: size = 65535
+            case 11: size = 65536 + Int(rng.next() % 100)
             default: size = Int(rng.next() % 300)
             }
             if opcode >= 8 { size = min(size, 125) }
-            let payload = (0..<size).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let seed = rng.next()
+            let payload = (0..<size).map { UInt8(truncatingIfNeeded: UInt64($0) &* 0x9E37_79B9 ^ seed) }
             let fin = opcode >= 8 || rng.next() % 3 != 0
             let mask: [UInt8]? = masked ? (0..<4).map { _ in UInt8(truncatingIfNeeded: rng.next()) } : nil
             out += RawFrame.make(fin: fin, opcode: opcode, payload: payload, mask: mask)

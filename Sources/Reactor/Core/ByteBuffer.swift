@@ -51,6 +51,14 @@ public final class ByteBuffer {
         }
     }
 
+    /// Keeps only the first `readable` unread bytes, dropping what was written after them
+    /// (encoders that reserved more room than they used).
+    @inlinable
+    public func truncateWritten(to readable: Int) {
+        precondition(readable >= 0 && readable <= readableBytes, "ByteBuffer: truncate past the written bytes")
+        writerIndex = readerIndex + readable
+    }
+
     /// Drops every unread byte, keeping the allocation.
     public func clear() {
         readerIndex = 0

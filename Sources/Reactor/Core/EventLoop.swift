@@ -33,6 +33,7 @@ public final class EventLoop {
     private var pendingFlushes: [Flushable] = []
     private var soon: [() -> Void] = []
     private var stopRequested = false
+    private var ownedObjects: [AnyObject] = []
     private let inbox: LoopInbox
     private var inboxReader: InboxReader?
 
@@ -88,11 +89,13 @@ public final class EventLoop {
         try epoll.add(fd, mask: mask, tag: Self.tag(fd: fd, generation: slots[index].generation))
     }
 
-    /// Changes which events `fd` is interested in (idempotent).
-    public func modify(_ fd: Int32, mask: IOMask) throws {
+    /// Changes which events `fd` is interested in (idempotent). `force` issues the syscall
+    /// even when the mask is unchanged: after a library closed and reopened its socket under
+    /// the same number (libpq), the kernel has forgotten it and MOD falls back to ADD.
+    public func modify(_ fd: Int32, mask: IOMask, force: Bool = false) throws {
         let index = Int(fd)
         guard index < slots.count, slots[index].handler != nil else { return }
-        if slots[index].mask == mask { return }
+        if slots[index].mask == mask && !force { return }
         slots[index].mask = mask
         try epoll.modify(fd, mask: mask, tag: Self.tag(fd: fd, generation: slots[index].generation))
     }
@@ -146,6 +149,12 @@ public final class EventLoop {
     /// Runs `hook` on every turn before the loop sleeps.
     public func addBeforeSleepHook(_ hook: @escaping () -> Void) {
         beforeSleepHooks.append(hook)
+    }
+
+    /// Keeps `object` alive as long as the loop: for servers and services set up on a loop
+    /// that nothing else holds (their callbacks refer to them weakly or unowned).
+    public func keepAlive(_ object: AnyObject) {
+        ownedObjects.append(object)
     }
 
     func scheduleFlush(_ item: Flushable) {

@@ -292,7 +292,9 @@ public final class TCPConnection: IOHandler, Flushable {
         flushScheduled = false
         guard state == .open || state == .closing, let out = _outbound else { return }
         while !out.isEmpty {
-            let n = out.withReadableBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }
+            // send(MSG_NOSIGNAL), not write(): a peer that vanished must be an EPIPE error
+            // for this connection, not a SIGPIPE that kills the process.
+            let n = out.withReadableBytes { Glibc.send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
             if n > 0 {
                 out.moveReaderIndex(forwardBy: n)
                 lastActivityNanos = monotonicNanos()

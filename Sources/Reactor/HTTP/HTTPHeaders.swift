@@ -23,6 +23,12 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence {
         fields = pairs.map { Field(name: $0.0, value: $0.1) }
     }
 
+    /// Creates an empty list with room for `capacity` fields.
+    init(capacity: Int) {
+        fields = []
+        fields.reserveCapacity(capacity)
+    }
+
     /// Number of field lines.
     public var count: Int { fields.count }
 
@@ -49,8 +55,13 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence {
     /// (e.g. `Connection: keep-alive, Upgrade` contains `upgrade`), case-insensitively.
     public func containsToken(_ token: String, in name: String) -> Bool {
         for field in fields where asciiCaseInsensitiveEquals(field.name, name) {
-            for part in field.value.utf8.split(separator: UInt8(ascii: ",")) {
-                if asciiCaseInsensitiveEquals(trimmedOWS(part), token.utf8) { return true }
+            let value = field.value.utf8
+            var start = value.startIndex
+            while true {
+                let end = value[start...].firstIndex(of: UInt8(ascii: ",")) ?? value.endIndex
+                if asciiCaseInsensitiveEquals(trimmedOWS(value[start..<end]), token.utf8) { return true }
+                if end == value.endIndex { break }
+                start = value.index(after: end)
             }
         }
         return false
@@ -61,27 +72,23 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence {
 }
 
 /// ASCII case-insensitive equality of two strings (header names, tokens).
-@inlinable
 func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
     asciiCaseInsensitiveEquals(a.utf8, b.utf8)
 }
 
-@inlinable
 func asciiCaseInsensitiveEquals<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Bool {
     guard a.count == b.count else { return false }
     var j = b.startIndex
     for x in a {
         let y = b[j]
-        if x != y && (x | 0x20) != (y | 0x20) { return false }
-        // Only letters fold: '@' (0x40) | 0x20 == '`' (0x60) must not compare equal.
-        if x != y && !((x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z")) { return false }
+        // Letters differ only in bit 0x20; anything else must match exactly.
+        if x != y && !(x | 0x20 == y | 0x20 && (x | 0x20) &- UInt8(ascii: "a") < 26) { return false }
         j = b.index(after: j)
     }
     return true
 }
 
 /// Drops leading and trailing spaces and tabs (RFC 9110 "OWS").
-@inlinable
 func trimmedOWS<C: BidirectionalCollection<UInt8>>(_ bytes: C) -> C.SubSequence {
     var start = bytes.startIndex
     var end = bytes.endIndex

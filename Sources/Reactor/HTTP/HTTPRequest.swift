@@ -115,7 +115,6 @@ public struct HTTPRequest: Sendable, Equatable {
     }
 }
 
-@inlinable
 func hexValue(_ b: UInt8) -> UInt8? {
     switch b {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): return b &- UInt8(ascii: "0")

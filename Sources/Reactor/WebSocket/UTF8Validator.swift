@@ -20,6 +20,7 @@ public enum UTF8Validator {
                 i += 8
                 continue
             }
+            if i >= count { break }
             let lead = base.load(fromByteOffset: i, as: UInt8.self)
             if lead < 0x80 {
                 i += 1

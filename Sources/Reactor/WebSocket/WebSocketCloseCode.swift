@@ -3,8 +3,11 @@
 /// A struct over the raw value rather than an enum: peers may send any code in the
 /// registered (1000-2999) or private (3000-4999) ranges, and we must echo them as-is.
 public struct WebSocketCloseCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The code as sent on the wire (big-endian there).
     public var rawValue: UInt16
+    /// Wraps a raw code.
     public init(rawValue: UInt16) { self.rawValue = rawValue }
+    /// Wraps a raw code.
     public init(_ rawValue: UInt16) { self.rawValue = rawValue }
 
     /// 1000: the purpose of the connection is fulfilled.
@@ -42,5 +45,6 @@ public struct WebSocketCloseCode: RawRepresentable, Hashable, Sendable, CustomSt
         }
     }
 
+    /// The decimal code.
     public var description: String { String(rawValue) }
 }

@@ -112,14 +112,3 @@ public enum WebSocketFrameEncoder {
         return length
     }
 }
-
-extension ByteBuffer {
-    /// Drops written bytes past `readable` unread bytes (undoing a reservation).
-    // ByteBuffer has no public truncate yet (asked for in notes/requests-ws.md); this
-    // reaches its module-internal writer index, which is why it lives in the same module.
-    @usableFromInline
-    func truncateWritten(to readable: Int) {
-        precondition(readable >= 0 && readable <= readableBytes)
-        writerIndex = readerIndex + readable
-    }
-}

@@ -2,11 +2,14 @@
 public struct WebSocketFrameHeader: Equatable, Sendable {
     /// Final fragment of its message.
     public var fin: Bool
+    /// What the frame carries.
     public var opcode: WebSocketOpcode
     /// Whether the payload was masked (it is already unmasked when the parser returns it).
     public var masked: Bool
+    /// Payload bytes (after the header and mask key).
     public var payloadLength: Int
 
+    /// Creates a header (tests and encoders).
     public init(fin: Bool, opcode: WebSocketOpcode, masked: Bool, payloadLength: Int) {
         self.fin = fin
         self.opcode = opcode
@@ -41,6 +44,7 @@ public enum WebSocketProtocolError: Error, Equatable, Sendable, CustomStringConv
         }
     }
 
+    /// The reason, as sent in the close frame.
     public var description: String {
         switch self {
         case .reservedBitsSet: return "reserved bits set"

@@ -102,8 +102,12 @@ final class RedisTestServer: @unchecked Sendable {
         do { return try RedisTestServer() } catch { fatalError("\(error)") }
     }()
 
-    init(port: Int = TestServers.freePort()) throws {
+    /// Extra redis-server arguments, e.g. `["--requirepass", "secret"]`.
+    let extraArguments: [String]
+
+    init(port: Int = TestServers.freePort(), extraArguments: [String] = []) throws {
         self.port = port
+        self.extraArguments = extraArguments
         dir = TestServers.makeTempDir("redis")
         try start()
     }
@@ -116,7 +120,7 @@ final class RedisTestServer: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", dir, "--logfile", dir + "/redis.log"]
+                             "--dir", dir, "--logfile", dir + "/redis.log"] + extraArguments
         try process.run()
         TestServers.track(process.processIdentifier)
         self.process = process
@@ -143,7 +147,8 @@ final class RedisTestServer: @unchecked Sendable {
 }
 
 /// A PostgreSQL 15 cluster in a temp dir, run as the `postgres` user (initdb refuses root),
-/// with fsync off: these are tests, durability is the benchmarks' business.
+/// with fsync off (a killed server still leaves its writes in the OS cache, so no
+/// acknowledged commit is lost; synchronous_commit stays on for exactly that reason).
 final class PostgresTestServer: @unchecked Sendable {
     let port: Int
     let dir: String
@@ -177,7 +182,7 @@ final class PostgresTestServer: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
         process.arguments = ["-u", "postgres", "--", binDir + "/postgres", "-D", dir + "/data", "-p", "\(port)",
                              "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                             "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"]
+                             "-c", "full_page_writes=off", "-c", "max_connections=200"]
         let log = FileHandle(forWritingAtPath: "/dev/null")
         process.standardOutput = log
         process.standardError = log

@@ -1,0 +1,71 @@
+import Glibc
+import Logging
+import Reactor
+import ServiceKit
+import Synchronization
+
+/// Starts the producer: the hub (sequence, ring, WebSocket broadcast) on the first loop,
+/// the HTTP API on every loop (SO_REUSEPORT spreads connections).
+final class ProducerServer: Sendable {
+    let group: EventLoopGroup
+    let httpPort: Int
+    let wsPort: Int
+    let metrics: ProducerMetrics
+
+    init(settings: ProducerSettings, logger: Logger) throws {
+        // Sockets bound with SO_REUSEPORT would silently share a port with another
+        // producer; a plain bind first tells "address in use" clearly.
+        try Self.checkPortFree(host: settings.host, port: settings.httpPort, name: "HTTP_PORT")
+        try Self.checkPortFree(host: settings.host, port: settings.wsPort, name: "WS_PORT")
+        let metrics = ProducerMetrics()
+        self.metrics = metrics
+        let hubBox = Mutex<(LoopBound<BroadcastHub>, EventLoopHandle)?>(nil)
+        let ports = Mutex((http: 0, ws: 0))
+        group = try EventLoopGroup(threads: settings.threads, name: "producer") { loop, index in
+            var localHub: BroadcastHub?
+            if index == 0 {
+                let hub = BroadcastHub(loop: loop, replayCapacity: settings.replayCapacity,
+                                       arenaBytes: settings.replayArenaBytes,
+                                       slowClientTimeoutMillis: settings.slowClientTimeoutMillis,
+                                       metrics: metrics, logger: logger)
+                let ws = try WebSocketServer(loop: loop, host: settings.host, port: settings.wsPort, reusePort: false) { socket in
+                    hub.subscribe(socket, fromSeq: Self.fromSeq(socket.request?.queryParameter("from_seq")))
+                }
+                loop.keepAlive(hub)
+                loop.keepAlive(ws)
+                hubBox.withLock { $0 = (LoopBound(hub, on: loop), loop.handle) }
+                ports.withLock { $0.ws = ws.port }
+                localHub = hub
+            }
+            let (hub, hubHandle) = hubBox.withLock { $0! }
+            let frontend = PublishFrontend(loop: loop, hub: hub, hubHandle: hubHandle, localHub: localHub, metrics: metrics)
+            var config = HTTPServer.Configuration(host: settings.host, port: settings.httpPort,
+                                                  reusePort: settings.threads > 1)
+            config.limits.maxBodyBytes = settings.maxBodyBytes
+            let server = try HTTPServer(loop: loop, configuration: config, router: frontend.router)
+            loop.keepAlive(frontend)
+            loop.keepAlive(server)
+            ports.withLock { $0.http = server.port }
+        }
+        httpPort = ports.withLock { $0.http }
+        wsPort = ports.withLock { $0.ws }
+    }
+
+    /// Parses `from_seq`; anything but a whole number >= 0 means "live only".
+    static func fromSeq(_ text: String?) -> UInt64? {
+        guard let text else { return nil }
+        return UInt64(text)
+    }
+
+    private static func checkPortFree(host: String, port: Int, name: String) throws {
+        let loop = try EventLoop()
+        do {
+            let probe = try TCPServer(loop: loop, host: host, port: port, reusePort: false) { _ in }
+            probe.close()
+        } catch let error as SocketError {
+            throw SettingError(name, "cannot listen on \(host):\(port): \(error)")
+        }
+    }
+
+    func shutdown() { group.shutdown() }
+}

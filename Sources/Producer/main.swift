@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import ServiceKit
+
+/// `producer`: accepts events over HTTP and broadcasts them over WebSocket.
+/// `producer flood`: the load generator.
+struct ProducerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "producer",
+        abstract: "Accepts events over HTTP and broadcasts them, sequenced, to every listener over WebSocket.",
+        subcommands: [Serve.self, FloodCommand.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the producer (the default).")
+    @OptionGroup var options: ServeOptions
+
+    func run() throws {
+        let settings = try options.resolve()
+        let logger = LogSetup.bootstrap(label: "producer", instance: "producer", level: settings.logLevel)
+        let server = try ProducerServer(settings: settings, logger: logger)
+        logger.info("producer listening: HTTP \(settings.host):\(server.httpPort), WebSocket \(settings.host):\(server.wsPort), \(settings.threads) loop(s), replay ring \(settings.replayCapacity) events / \(settings.replayArenaBytes >> 20) MiB")
+        waitForTerminationSignal()
+        logger.info("producer stopping")
+        server.shutdown()
+    }
+}
+
+/// Blocks until SIGINT or SIGTERM.
+func waitForTerminationSignal() {
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGINT)
+    sigaddset(&set, SIGTERM)
+    var signal: Int32 = 0
+    sigwait(&set, &signal)
+}
+
+// Signals are taken synchronously by sigwait; block them in every thread before any starts.
+var blocked = sigset_t()
+sigemptyset(&blocked)
+sigaddset(&blocked, SIGINT)
+sigaddset(&blocked, SIGTERM)
+pthread_sigmask(SIG_BLOCK, &blocked, nil)
+signal(SIGPIPE, SIG_IGN)
+
+do {
+    var command = try ProducerCommand.parseAsRoot()
+    try command.run()
+} catch let error as SettingError {
+    FileHandle.standardError.write(Data("producer: \(error)\n".utf8))
+    exit(2)
+} catch {
+    ProducerCommand.exit(withError: error)
+}

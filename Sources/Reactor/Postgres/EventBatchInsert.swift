@@ -1,0 +1,255 @@
+import CPostgres
+
+/// Rows for one batch insert, encoded as they are appended straight into four reusable
+/// buffers in PostgreSQL's binary array format (`array_send`), one buffer per column. Binary
+/// elements are length-prefixed, so ids and JSON payloads need no quoting or escaping and
+/// no per-row String or allocation is made.
+///
+/// Layout of each buffer: a 20-byte header (ndim, has-nulls flag, element type OID, length,
+/// lower bound; patched when the batch is sealed), then per element a big-endian Int32
+/// length (-1 for NULL) and the bytes.
+public final class EventBatch {
+    private static let headerSize = 20
+    private static let textOID: UInt32 = 25
+    private static let int8OID: UInt32 = 20
+    private static let jsonbOID: UInt32 = 3802
+
+    let ids: ByteBuffer
+    let seqs: ByteBuffer
+    let payloads: ByteBuffer
+    let owners: ByteBuffer
+    /// Rows appended so far.
+    public private(set) var count = 0
+    private var hasNullPayload = false
+    private var sealed = false
+    /// From an inserter's pool: goes back there after its completion.
+    let pooled: Bool
+    /// Submitted and not yet completed.
+    var inUse = false
+
+    /// A batch the caller owns (call `reset()` to reuse it). Batches from
+    /// `EventBatchInsert.makeBatch()` are recycled for you instead.
+    public convenience init() {
+        self.init(pooled: false)
+    }
+
+    init(pooled: Bool) {
+        self.pooled = pooled
+        ids = ByteBuffer(capacity: 16 << 10)
+        seqs = ByteBuffer(capacity: 8 << 10)
+        payloads = ByteBuffer(capacity: 64 << 10)
+        owners = ByteBuffer(capacity: 16 << 10)
+        reset()
+    }
+
+    /// Empties the batch, keeping its buffers' capacity.
+    public func reset() {
+        precondition(!inUse, "EventBatch: reset while an insert is using it")
+        for buffer in [ids, seqs, payloads, owners] {
+            buffer.clear()
+            _ = buffer.writeWithUnsafeMutableBytes(minimumCapacity: Self.headerSize) { space in
+                space.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: Self.headerSize)
+                return Self.headerSize
+            }
+        }
+        count = 0
+        hasNullPayload = false
+        sealed = false
+    }
+
+    /// Bytes held by the four buffers (for pool limits and memory accounting).
+    public var allocatedBytes: Int {
+        ids.allocatedCapacity + seqs.allocatedCapacity + payloads.allocatedCapacity + owners.allocatedCapacity
+    }
+
+    /// Appends one row. `eventID` and `processedBy` are UTF-8 text; `payload` is JSON text,
+    /// or nil for SQL NULL. The bytes are copied; the pointers need not outlive the call.
+    public func append(eventID: UnsafeRawBufferPointer, seq: Int64, payload: UnsafeRawBufferPointer?,
+                       processedBy: UnsafeRawBufferPointer) {
+        precondition(!sealed, "EventBatch: append after insert; make or reset a batch")
+        Self.appendElement(ids, eventID)
+        _ = seqs.writeWithUnsafeMutableBytes(minimumCapacity: 12) { space in
+            space.storeBytes(of: UInt32(8).bigEndian, toByteOffset: 0, as: UInt32.self)
+            space.storeBytes(of: UInt64(bitPattern: seq).bigEndian, toByteOffset: 4, as: UInt64.self)
+            return 12
+        }
+        if let payload {
+            // jsonb's binary form is a version byte (1) followed by the JSON text.
+            _ = payloads.writeWithUnsafeMutableBytes(minimumCapacity: 5 + payload.count) { space in
+                space.storeBytes(of: UInt32(payload.count + 1).bigEndian, toByteOffset: 0, as: UInt32.self)
+                space[4] = 1
+                if payload.count > 0 {
+                    (space.baseAddress! + 5).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
+                }
+                return 5 + payload.count
+            }
+        } else {
+            _ = payloads.writeWithUnsafeMutableBytes(minimumCapacity: 4) { space in
+                space.storeBytes(of: UInt32(bitPattern: -1).bigEndian, toByteOffset: 0, as: UInt32.self)
+                return 4
+            }
+            hasNullPayload = true
+        }
+        Self.appendElement(owners, processedBy)
+        count += 1
+    }
+
+    /// Appends one row from Strings (native Swift strings are contiguous UTF-8: no copy).
+    public func append(eventID: String, seq: Int64, payload: String?, processedBy: String) {
+        var eventID = eventID
+        var processedBy = processedBy
+        eventID.withUTF8 { id in
+            processedBy.withUTF8 { owner in
+                if var payload {
+                    payload.withUTF8 {
+                        append(eventID: UnsafeRawBufferPointer(id), seq: seq, payload: UnsafeRawBufferPointer($0),
+                               processedBy: UnsafeRawBufferPointer(owner))
+                    }
+                } else {
+                    append(eventID: UnsafeRawBufferPointer(id), seq: seq, payload: nil,
+                           processedBy: UnsafeRawBufferPointer(owner))
+                }
+            }
+        }
+    }
+
+    private static func appendElement(_ buffer: ByteBuffer, _ bytes: UnsafeRawBufferPointer) {
+        _ = buffer.writeWithUnsafeMutableBytes(minimumCapacity: 4 + bytes.count) { space in
+            space.storeBytes(of: UInt32(bytes.count).bigEndian, toByteOffset: 0, as: UInt32.self)
+            if bytes.count > 0 {
+                (space.baseAddress! + 4).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            }
+            return 4 + bytes.count
+        }
+    }
+
+    /// Writes the array headers now that the row count is known. Idempotent.
+    func seal() {
+        sealed = true
+        Self.patchHeader(ids, elementType: Self.textOID, count: count, hasNull: false)
+        Self.patchHeader(seqs, elementType: Self.int8OID, count: count, hasNull: false)
+        Self.patchHeader(payloads, elementType: Self.jsonbOID, count: count, hasNull: hasNullPayload)
+        Self.patchHeader(owners, elementType: Self.textOID, count: count, hasNull: false)
+    }
+
+    private static func patchHeader(_ buffer: ByteBuffer, elementType: UInt32, count: Int, hasNull: Bool) {
+        buffer.withMutableReadableBytes { header in
+            header.storeBytes(of: UInt32(1).bigEndian, toByteOffset: 0, as: UInt32.self)
+            header.storeBytes(of: UInt32(hasNull ? 1 : 0).bigEndian, toByteOffset: 4, as: UInt32.self)
+            header.storeBytes(of: elementType.bigEndian, toByteOffset: 8, as: UInt32.self)
+            header.storeBytes(of: UInt32(count).bigEndian, toByteOffset: 12, as: UInt32.self)
+            header.storeBytes(of: UInt32(1).bigEndian, toByteOffset: 16, as: UInt32.self)
+        }
+    }
+
+    /// libpq's parameter arrays for the four columns, all binary.
+    func withParameters<R>(
+        _ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+    ) -> R {
+        ids.withReadableBytes { a in
+            seqs.withReadableBytes { b in
+                payloads.withReadableBytes { c in
+                    owners.withReadableBytes { d in
+                        withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: 4) { values in
+                            withUnsafeTemporaryAllocation(of: Int32.self, capacity: 8) { ints in
+                                for (i, column) in [a, b, c, d].enumerated() {
+                                    values[i] = UnsafePointer(column.baseAddress!.assumingMemoryBound(to: CChar.self))
+                                    ints[i] = Int32(column.count)
+                                    ints[4 + i] = 1
+                                }
+                                return body(4, UnsafePointer(values.baseAddress), UnsafePointer(ints.baseAddress),
+                                            UnsafePointer(ints.baseAddress! + 4))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a batch insert did: which ids were new (stored by this call) and which were not.
+public struct EventInsertResult {
+    /// Rows in the batch, duplicates included.
+    public let batchCount: Int
+    /// The `RETURNING event_id` rows.
+    public let result: PostgresResult
+
+    /// Rows actually inserted (ids not stored before and first in the batch).
+    public var insertedCount: Int { result.rowCount }
+
+    /// Calls `body` with each newly stored id, in place (valid only during the call).
+    public func forEachInsertedID(_ body: (UnsafeRawBufferPointer) -> Void) {
+        for row in 0..<result.rowCount {
+            result.withValue(row, 0) { body($0 ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
+        }
+    }
+
+    /// The newly stored ids as Strings (allocates; for tests and slow paths).
+    public var insertedIDs: [String] {
+        (0..<result.rowCount).compactMap { result.string($0, 0) }
+    }
+}
+
+/// The batch insert of events as one statement per batch:
+/// `INSERT ... SELECT * FROM unnest($1::text[], $2::bigint[], $3::jsonb[], $4::text[])
+/// ON CONFLICT (event_id) DO NOTHING RETURNING event_id`. Idempotent, so aborted attempts
+/// are retried; ids repeated inside one batch are stored once (DO NOTHING, unlike DO UPDATE,
+/// accepts a row conflicting with one the same statement inserted) and reported new once.
+public final class EventBatchInsert {
+    /// The connection the inserts run on.
+    public let connection: PostgresConnection
+    /// The target table.
+    public let table: String
+    /// The prepared INSERT.
+    public let statement: PostgresStatement
+    private var pool: [EventBatch] = []
+    /// Idle batches kept for reuse; more are freed.
+    public var maxPooledBatches = 64
+    /// A batch whose buffers grew beyond this is freed rather than pooled.
+    public var maxPooledBatchBytes = 16 << 20
+
+    /// Declares the insert statement for `table` on `connection`.
+    public init(connection: PostgresConnection, table: String = "events") {
+        self.connection = connection
+        self.table = table
+        statement = connection.prepare("""
+            INSERT INTO \(PostgresSchema.quoteIdentifier(table)) (event_id, seq, payload, processed_by) \
+            SELECT * FROM unnest($1::text[], $2::bigint[], $3::jsonb[], $4::text[]) \
+            ON CONFLICT (event_id) DO NOTHING RETURNING event_id
+            """)
+    }
+
+    /// An empty batch from the pool.
+    public func makeBatch() -> EventBatch {
+        if let batch = pool.popLast() { return batch }
+        return EventBatch(pooled: true)
+    }
+
+    /// Inserts the batch's rows; `completion` runs on the loop with the new ids or an error.
+    /// The batch belongs to the inserter from now on: a pooled batch goes back to the pool
+    /// after `completion` returns, unless `completion` submits it again (the way to retry
+    /// after `.connectionLost`).
+    public func insert(_ batch: EventBatch, completion: @escaping (Result<EventInsertResult, PostgresError>) -> Void) {
+        precondition(!batch.inUse, "EventBatch: inserted twice at once")
+        batch.seal()
+        batch.inUse = true
+        let op = PostgresOperation(statement: statement, sql: statement.sql, parameters: .eventBatch(batch)) {
+            [weak self] outcome in
+            batch.inUse = false
+            completion(outcome.map { EventInsertResult(batchCount: batch.count, result: $0) })
+            if batch.pooled && !batch.inUse { self?.recycle(batch) }
+        }
+        if batch.count == 0 {
+            connection.loop.executeSoon { op.finish(.success(PostgresResult(taking: nil))) }
+            return
+        }
+        connection.submit(op)
+    }
+
+    private func recycle(_ batch: EventBatch) {
+        guard pool.count < maxPooledBatches, batch.allocatedBytes <= maxPooledBatchBytes else { return }
+        batch.reset()
+        pool.append(batch)
+    }
+}

@@ -1,0 +1,90 @@
+import Synchronization
+
+/// A monotonically increasing count, shared by every loop thread: one relaxed atomic add
+/// per batch on the hot path, read only when /metrics is scraped.
+public final class Counter: Sendable {
+    public let name: String
+    public let help: String
+    private let value = Atomic<Int>(0)
+
+    init(name: String, help: String) {
+        self.name = name
+        self.help = help
+    }
+
+    /// Adds `amount` (default 1).
+    @inlinable public func add(_ amount: Int = 1) { increment(amount) }
+
+    @usableFromInline func increment(_ amount: Int) {
+        value.add(amount, ordering: .relaxed)
+    }
+
+    /// The current count.
+    public var count: Int { value.load(ordering: .relaxed) }
+}
+
+/// A value that goes up and down (connected clients, ring occupancy).
+public final class Gauge: Sendable {
+    public let name: String
+    public let help: String
+    private let value = Atomic<Int>(0)
+
+    init(name: String, help: String) {
+        self.name = name
+        self.help = help
+    }
+
+    public func set(_ newValue: Int) { value.store(newValue, ordering: .relaxed) }
+    public func add(_ delta: Int) { value.add(delta, ordering: .relaxed) }
+    public var current: Int { value.load(ordering: .relaxed) }
+}
+
+/// The metrics of one process, rendered in the Prometheus text exposition format
+/// (version 0.0.4) with the same labels on every series.
+public final class MetricsRegistry: Sendable {
+    private let labels: String
+    private let entries = Mutex<[(kind: String, name: String, help: String, read: @Sendable () -> Int)]>([])
+
+    /// `labels` are attached to every series, e.g. `["instance": "listener-a"]`.
+    public init(labels: [(String, String)] = []) {
+        self.labels = labels.isEmpty ? "" :
+            "{" + labels.map { "\($0.0)=\"\(Self.escapeLabel($0.1))\"" }.joined(separator: ",") + "}"
+    }
+
+    /// Registers a counter; `name` should end in `_total`.
+    public func counter(_ name: String, help: String) -> Counter {
+        let counter = Counter(name: name, help: help)
+        entries.withLock { $0.append(("counter", name, help, { counter.count })) }
+        return counter
+    }
+
+    /// Registers a gauge.
+    public func gauge(_ name: String, help: String) -> Gauge {
+        let gauge = Gauge(name: name, help: help)
+        entries.withLock { $0.append(("gauge", name, help, { gauge.current })) }
+        return gauge
+    }
+
+    /// Registers a gauge whose value is computed when scraped.
+    public func gauge(_ name: String, help: String, read: @escaping @Sendable () -> Int) {
+        entries.withLock { $0.append(("gauge", name, help, read)) }
+    }
+
+    /// The text exposition of every metric.
+    public func render() -> String {
+        var out = ""
+        for entry in entries.withLock({ $0 }) {
+            out += "# HELP \(entry.name) \(entry.help)\n# TYPE \(entry.name) \(entry.kind)\n"
+            out += "\(entry.name)\(labels) \(entry.read())\n"
+        }
+        return out
+    }
+
+    /// The content type Prometheus expects for `render()`.
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    static func escapeLabel(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+}

@@ -1,0 +1,40 @@
+import Glibc
+
+/// A live progress line for long jobs: rewritten in place (`\r`) on a terminal, a plain
+/// line every few seconds otherwise, so logs stay readable.
+public struct ProgressLine {
+    private let label: String
+    private let fd: Int32
+    private let isTerminal: Bool
+    private var lastPrintNanos: UInt64 = 0
+
+    public init(label: String, toStderr: Bool = false) {
+        self.label = label
+        fd = toStderr ? 2 : 1
+        isTerminal = isatty(fd) != 0
+    }
+
+    /// Prints at most every 250 ms on a terminal, every 2 s otherwise.
+    public mutating func update(done: Int, total: Int?, detail: String, nowNanos: UInt64, startNanos: UInt64) {
+        let interval: UInt64 = isTerminal ? 250_000_000 : 2_000_000_000
+        guard nowNanos &- lastPrintNanos >= interval else { return }
+        lastPrintNanos = nowNanos
+        emit(done: done, total: total, detail: detail, nowNanos: nowNanos, startNanos: startNanos, final: false)
+    }
+
+    /// Prints the last line.
+    public mutating func finish(done: Int, total: Int?, detail: String, nowNanos: UInt64, startNanos: UInt64) {
+        emit(done: done, total: total, detail: detail, nowNanos: nowNanos, startNanos: startNanos, final: true)
+    }
+
+    private func emit(done: Int, total: Int?, detail: String, nowNanos: UInt64, startNanos: UInt64, final: Bool) {
+        let seconds = max(Double(nowNanos &- startNanos) / 1e9, 1e-9)
+        let rate = Int(Double(done) / seconds)
+        var line = "\(label): \(done)"
+        if let total { line += "/\(total)" }
+        line += " (\(detail)) \(rate)/s \(Int(seconds))s"
+        let text = isTerminal ? "\r\u{1B}[K" + line + (final ? "\n" : "") : line + "\n"
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { _ = write(fd, $0.baseAddress!, $0.count) }
+    }
+}

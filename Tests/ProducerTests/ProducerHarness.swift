@@ -1,0 +1,91 @@
+import Foundation
+import Logging
+import Reactor
+import ServiceKit
+import XCTest
+@testable import Producer
+
+/// A producer running in this process on its own loop threads, on free ports.
+final class ProducerHarness {
+    let server: ProducerServer
+    var httpPort: Int { server.httpPort }
+    var wsPort: Int { server.wsPort }
+    var metrics: ProducerMetrics { server.metrics }
+
+    init(replayCapacity: Int = 1 << 16, maxBodyBytes: Int = 1 << 20, threads: Int = 2, slowClientTimeoutMillis: Int = 10_000) throws {
+        var settings = ProducerSettings()
+        settings.httpPort = freeTCPPort()
+        settings.wsPort = freeTCPPort()
+        settings.host = "127.0.0.1"
+        settings.replayCapacity = replayCapacity
+        settings.maxBodyBytes = maxBodyBytes
+        settings.threads = threads
+        settings.slowClientTimeoutMillis = slowClientTimeoutMillis
+        var logger = Logger(label: "producer-test")
+        logger.logLevel = .error
+        server = try ProducerServer(settings: settings, logger: logger)
+    }
+
+    deinit { server.shutdown() }
+}
+
+/// A port nobody listens on right now.
+func freeTCPPort() -> Int {
+    let loop = try! EventLoop()
+    let probe = try! TCPServer(loop: loop, host: "127.0.0.1", port: 0, reusePort: false) { _ in }
+    defer { probe.close() }
+    return probe.port
+}
+
+/// A WebSocket subscriber that records every line the producer sends.
+final class Recorder: WebSocketClientDelegate {
+    var lines: [String] = []
+    var frames = 0
+    var closeCode: WebSocketCloseCode?
+    var opened = false
+    let client: WebSocketClient
+
+    init(loop: EventLoop, port: Int, fromSeq: UInt64? = nil) throws {
+        let query = fromSeq.map { "?from_seq=\($0)" } ?? ""
+        client = try WebSocketClient(loop: loop, url: "ws://127.0.0.1:\(port)/\(query)")
+        client.delegate = self
+        client.connect()
+    }
+
+    func webSocketDidOpen(_ socket: WebSocketConnection) { opened = true }
+
+    func webSocket(_ socket: WebSocketConnection, didReceiveMessage opcode: WebSocketOpcode, bytes: UnsafeRawBufferPointer) {
+        frames += 1
+        lines += String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    func webSocketDidClose(_ socket: WebSocketConnection, code: WebSocketCloseCode, reason: String) { closeCode = code }
+
+    /// The seqs of the event lines received, in order.
+    var seqs: [UInt64] {
+        lines.compactMap { line in
+            guard let range = line.range(of: "\"seq\":") else { return nil }
+            return UInt64(line[range.upperBound...].prefix { $0.isNumber })
+        }
+    }
+}
+
+/// Publishes bodies over one keep-alive connection and collects the answers.
+final class Publisher {
+    let client: HTTPClient
+    var answers: [HTTPClientResponse] = []
+    var failures = 0
+
+    init(loop: EventLoop, port: Int) throws {
+        client = try HTTPClient(loop: loop, host: "127.0.0.1", port: port)
+    }
+
+    func post(_ body: String, path: String = "/publish", method: String = "POST") {
+        client.send(method: method, path: path, headers: [("Content-Type", "application/json")], body: Array(body.utf8)) { result in
+            switch result {
+            case .success(let response): self.answers.append(response)
+            case .failure: self.failures += 1
+            }
+        }
+    }
+}

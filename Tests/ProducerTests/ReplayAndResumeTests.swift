@@ -1,0 +1,67 @@
+import Foundation
+import Reactor
+import XCTest
+@testable import Producer
+
+/// `?from_seq=`: replay then live without gap or duplicate; what the ring lost is reported.
+final class ReplayAndResumeTests: XCTestCase {
+    func testResumingMidStreamUnderLoadGetsEverySeqExactlyOnce() throws {
+        let producer = try ProducerHarness()
+        let loop = try EventLoop()
+        let publisher = try Publisher(loop: loop, port: producer.httpPort)
+        var published = 0
+        func publishSome() {
+            let batch = "[" + (0..<50).map { "{\"event_id\":\"r\(published + $0)\"}" }.joined(separator: ",") + "]"
+            published += 50
+            publisher.post(batch)
+        }
+        for _ in 0..<40 { publishSome() }
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { publisher.answers.count == 40 })
+        // Resume from the middle while publishing goes on.
+        let resumed = try Recorder(loop: loop, port: producer.wsPort, fromSeq: 1234)
+        var rounds = 0
+        let keepPublishing = loop.schedule(in: .milliseconds(1)) {}
+        loop.cancel(keepPublishing)
+        while rounds < 40 {
+            publishSome()
+            rounds += 1
+            loop.run(timeout: .milliseconds(5)) { false }
+        }
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { publisher.answers.count == 80 })
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { resumed.seqs.last == 4000 })
+        XCTAssertEqual(resumed.seqs, Array(1235...4000), "every seq after from_seq, once, in order")
+        XCTAssertFalse(resumed.lines.contains { $0.contains("gap") })
+        XCTAssertEqual(producer.metrics.replayRequests.count, 1)
+    }
+
+    func testResumingFromBeyondTheRingReportsTheGapFirst() throws {
+        let producer = try ProducerHarness(replayCapacity: 100)
+        let loop = try EventLoop()
+        let publisher = try Publisher(loop: loop, port: producer.httpPort)
+        for i in 0..<30 {
+            publisher.post("[" + (0..<10).map { "{\"event_id\":\"g\(i * 10 + $0)\"}" }.joined(separator: ",") + "]")
+        }
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { publisher.answers.count == 30 })
+        let resumed = try Recorder(loop: loop, port: producer.wsPort, fromSeq: 50)
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { resumed.seqs.last == 300 })
+        XCTAssertEqual(resumed.lines.first, "{\"gap\":{\"from\":51,\"to\":200}}")
+        XCTAssertEqual(resumed.seqs, Array(201...300))
+        XCTAssertEqual(producer.metrics.gaps.count, 1)
+        XCTAssertEqual(producer.metrics.gapEvents.count, 150)
+        let metricsText = producer.metrics.registry.render()
+        XCTAssertTrue(metricsText.contains("dedup_producer_replay_gap_events_total 150"))
+    }
+
+    func testALiveSubscriberGetsOnlyWhatIsPublishedAfterItConnects() throws {
+        let producer = try ProducerHarness()
+        let loop = try EventLoop()
+        let publisher = try Publisher(loop: loop, port: producer.httpPort)
+        publisher.post("{\"event_id\":\"before\"}")
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { publisher.answers.count == 1 })
+        let live = try Recorder(loop: loop, port: producer.wsPort)
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { live.opened })
+        loop.run(timeout: .milliseconds(50)) { false }
+        publisher.post("{\"event_id\":\"after\"}")
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { live.seqs == [2] })
+    }
+}
