@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "Reactor", targets: ["Reactor"]),
         .executable(name: "producer", targets: ["Producer"]),
+        .executable(name: "listener", targets: ["Listener"]),
         .executable(name: "Benchmarks", targets: ["Benchmarks"]),
     ],
     dependencies: [
@@ -38,20 +39,38 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        .executableTarget(
+            name: "Listener",
+            dependencies: [
+                "Reactor", "ServiceKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(name: "CAllocCounter"),
         .executableTarget(
             name: "Benchmarks",
             dependencies: ["Reactor", "CAllocCounter"],
             path: "Benchmarks"
         ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["Reactor"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(
+            name: "SystemTests",
+            dependencies: ["Reactor", "TestSupport"],
+            path: "Tests/SystemTests"
+        ),
         .testTarget(
             name: "ProducerTests",
-            dependencies: ["Producer", "Reactor", "ServiceKit"],
+            dependencies: ["Producer", "Reactor", "ServiceKit", "TestSupport"],
             path: "Tests/ProducerTests"
         ),
         .testTarget(
             name: "ReactorTests",
-            dependencies: ["Reactor"],
+            dependencies: ["Reactor", "TestSupport"],
             path: "Tests/ReactorTests"
         ),
     ],

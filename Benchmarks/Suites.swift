@@ -1,6 +1,7 @@
 /// Every micro suite, in the order they run. Each lives in its own file.
 func registeredMicroSuites() -> [MicroSuite] {
     [
+        MicroSuite(name: "redis", run: runRedisBenchmark),
         MicroSuite(name: "http_parse", run: runHTTPParseBenchmark),
         MicroSuite(name: "postgres", run: runPostgresBenchmark),
         MicroSuite(name: "websocket", run: runWebSocketBenchmark),

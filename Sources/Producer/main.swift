@@ -22,29 +22,13 @@ struct Serve: ParsableCommand {
         let logger = LogSetup.bootstrap(label: "producer", instance: "producer", level: settings.logLevel)
         let server = try ProducerServer(settings: settings, logger: logger)
         logger.info("producer listening: HTTP \(settings.host):\(server.httpPort), WebSocket \(settings.host):\(server.wsPort), \(settings.threads) loop(s), replay ring \(settings.replayCapacity) events / \(settings.replayArenaBytes >> 20) MiB")
-        waitForTerminationSignal()
+        Signals.waitForTermination()
         logger.info("producer stopping")
         server.shutdown()
     }
 }
 
-/// Blocks until SIGINT or SIGTERM.
-func waitForTerminationSignal() {
-    var set = sigset_t()
-    sigemptyset(&set)
-    sigaddset(&set, SIGINT)
-    sigaddset(&set, SIGTERM)
-    var signal: Int32 = 0
-    sigwait(&set, &signal)
-}
-
-// Signals are taken synchronously by sigwait; block them in every thread before any starts.
-var blocked = sigset_t()
-sigemptyset(&blocked)
-sigaddset(&blocked, SIGINT)
-sigaddset(&blocked, SIGTERM)
-pthread_sigmask(SIG_BLOCK, &blocked, nil)
-signal(SIGPIPE, SIG_IGN)
+Signals.prepare()
 
 do {
     var command = try ProducerCommand.parseAsRoot()

@@ -18,13 +18,14 @@ public final class RateLimitedLog {
         self.intervalNanos = UInt64(intervalMillis) * 1_000_000
     }
 
-    /// Logs `message()` at info unless this interval's budget is spent; then counts it
+    /// Logs `message()` at `level` unless this interval's budget is spent; then counts it
     /// under `kind` for the summary.
-    public func event(_ kind: String, now: UInt64, _ message: @autoclosure () -> Logger.Message) {
+    public func event(_ kind: String, level: Logger.Level = .info, now: UInt64, _ message: @autoclosure () -> Logger.Message) {
+        guard logger.logLevel <= level else { return }
         if now &- windowStart >= intervalNanos { rollWindow(now) }
         if inWindow < burst {
             inWindow += 1
-            logger.info(message())
+            logger.log(level: level, message())
         } else {
             suppressed[kind, default: 0] += 1
         }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Reactor
 import ServiceKit
+import TestSupport
 import XCTest
 @testable import Producer
 
@@ -29,13 +30,7 @@ final class ProducerHarness {
     deinit { server.shutdown() }
 }
 
-/// A port nobody listens on right now.
-func freeTCPPort() -> Int {
-    let loop = try! EventLoop()
-    let probe = try! TCPServer(loop: loop, host: "127.0.0.1", port: 0, reusePort: false) { _ in }
-    defer { probe.close() }
-    return probe.port
-}
+func freeTCPPort() -> Int { TestServers.freePort() }
 
 /// A WebSocket subscriber that records every line the producer sends.
 final class Recorder: WebSocketClientDelegate {

@@ -1,5 +1,6 @@
 import Foundation
 import Reactor
+import TestSupport
 import XCTest
 @testable import Producer
 
@@ -59,31 +60,11 @@ final class PublishAndBroadcastTests: XCTestCase {
                 print("\\n".join(lines))
         asyncio.run(main())
         """
-        let out = try runPythonScript(script, arguments: ["ws://127.0.0.1:\(producer.wsPort)/?from_seq=0"])
+        let out = try runPython(script, arguments: ["ws://127.0.0.1:\(producer.wsPort)/?from_seq=0"])
         let lines = out.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.count, 20)
         for i in 0..<20 {
             XCTAssertEqual(lines[i], "{\"seq\":\(i + 1),\"event_id\":\"py-\(i)\",\"payload\":{\"i\":\(i),\"s\":\"ü\"}}")
         }
     }
-}
-
-/// Runs a Python script (the interpreter scripts/test chose) and returns its stdout.
-func runPythonScript(_ script: String, arguments: [String] = []) throws -> String {
-    let process = Process()
-    let python = ProcessInfo.processInfo.environment["DEDUP_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "/usr/bin/env"
-    process.executableURL = URL(fileURLWithPath: python)
-    process.arguments = (python == "/usr/bin/env" ? ["python3"] : []) + ["-c", script] + arguments
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    let errors = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw NSError(domain: "python", code: Int(process.terminationStatus),
-                      userInfo: [NSLocalizedDescriptionKey: String(decoding: errors, as: UTF8.self)])
-    }
-    return String(decoding: data, as: UTF8.self)
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Reactor
+import TestSupport
 import XCTest
 @testable import Producer
 
@@ -101,40 +102,4 @@ final class PublishErrorsTests: XCTestCase {
         XCTAssertTrue(loop.run(timeout: .seconds(5)) { publisher.answers.count == 10_001 })
         XCTAssertEqual(publisher.answers.last?.status, 202)
     }
-}
-
-/// A blocking TCP connection for byte-exact request tests.
-func rawConnect(port: Int) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = UInt16(port).bigEndian
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard rc == 0 else { throw SocketError(errno: errno, operation: "connect") }
-    var timeout = timeval(tv_sec: 10, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    return fd
-}
-
-/// Reads `count` Content-Length-framed responses from a blocking socket.
-func readResponses(_ fd: Int32, count: Int) -> [(status: Int, body: String)] {
-    var buffer: [UInt8] = []
-    var out: [(Int, String)] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while out.count < count {
-        var parser = HTTPResponseParser()
-        let parsed: HTTPResponseParseResult = buffer.withUnsafeBytes { parser.parse($0) }
-        if case .response(let response, let consumed) = parsed {
-            out.append((response.status, response.bodyString))
-            buffer.removeFirst(consumed)
-            continue
-        }
-        let n = recv(fd, &chunk, chunk.count, 0)
-        if n <= 0 { break }
-        buffer += chunk[0..<n]
-    }
-    return out
 }

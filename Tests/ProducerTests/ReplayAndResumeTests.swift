@@ -1,5 +1,6 @@
 import Foundation
 import Reactor
+import TestSupport
 import XCTest
 @testable import Producer
 

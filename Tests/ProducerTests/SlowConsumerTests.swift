@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Reactor
+import TestSupport
 import XCTest
 @testable import Producer
 
@@ -64,33 +65,6 @@ final class SlowConsumerTests: XCTestCase {
     }
 }
 
-/// The path of a product built next to the test bundle (`swift build` builds them all).
-func productPath(_ name: String) throws -> String {
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent(name).path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    let fallback = FileManager.default.currentDirectoryPath + "/.build/debug/" + name
-    guard FileManager.default.isExecutableFile(atPath: fallback) else {
-        throw NSError(domain: "test", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(name) is not built: run swift build first"])
-    }
-    return fallback
-}
-
 func waitForTCP(port: Int, timeout: TimeInterval = 20) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if let fd = try? rawConnect(port: port) { close(fd); return true }
-        usleep(50_000)
-    }
-    return false
-}
-
-/// VmRSS of a process, in bytes.
-func residentBytes(pid: Int32) -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
-    return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+    TestServers.waitForPort(port, timeout: timeout)
 }

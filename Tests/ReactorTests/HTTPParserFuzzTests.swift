@@ -18,11 +18,11 @@ final class HTTPParserFuzzTests: XCTestCase {
         var keepAlive: Bool
     }
 
-    private func randomToken(_ rng: inout HTTPSeededRandom, _ length: ClosedRange<Int>) -> String {
+    private func randomToken(_ rng: inout SplitMix64, _ length: ClosedRange<Int>) -> String {
         String(decoding: (0..<Int.random(in: length, using: &rng)).map { _ in Self.tokenBytes.randomElement(using: &rng)! }, as: UTF8.self)
     }
 
-    private func generateRequest(_ rng: inout HTTPSeededRandom, maxBody: Int) -> Generated {
+    private func generateRequest(_ rng: inout SplitMix64, maxBody: Int) -> Generated {
         let method = Self.methods.randomElement(using: &rng)!
         var target = "/" + randomToken(&rng, 0...12).replacingOccurrences(of: "?", with: "")
         if Bool.random(using: &rng) { target += "?q=" + randomToken(&rng, 0...8) + "&x=%20y" }
@@ -68,7 +68,7 @@ final class HTTPParserFuzzTests: XCTestCase {
         return Generated(bytes: bytes, method: method, target: target, body: body, keepAlive: keepAlive)
     }
 
-    private func mutate(_ input: [UInt8], _ rng: inout HTTPSeededRandom) -> [UInt8] {
+    private func mutate(_ input: [UInt8], _ rng: inout SplitMix64) -> [UInt8] {
         var bytes = input
         for _ in 0..<Int.random(in: 1...4, using: &rng) {
             guard !bytes.isEmpty else { break }
@@ -87,7 +87,7 @@ final class HTTPParserFuzzTests: XCTestCase {
     }
 
     /// Random piece sizes covering `count` bytes: sometimes single bytes, sometimes big.
-    private func randomPieces(_ count: Int, _ rng: inout HTTPSeededRandom) -> [Int] {
+    private func randomPieces(_ count: Int, _ rng: inout SplitMix64) -> [Int] {
         let maxPiece = [1, 3, 17, 64, 500].randomElement(using: &rng)!
         var pieces: [Int] = []
         var covered = 0
@@ -99,7 +99,7 @@ final class HTTPParserFuzzTests: XCTestCase {
         return pieces
     }
 
-    private func randomLimits(_ rng: inout HTTPSeededRandom) -> HTTPParserLimits {
+    private func randomLimits(_ rng: inout SplitMix64) -> HTTPParserLimits {
         // Small limits half of the time so 413 and 431 are exercised too.
         Bool.random(using: &rng)
             ? HTTPParserLimits()
@@ -109,7 +109,7 @@ final class HTTPParserFuzzTests: XCTestCase {
     }
 
     func testValidPipelinedRequestsParseIdenticallyInAnyChunking() {
-        var rng = HTTPSeededRandom(seed: 0x5EED_0001)
+        var rng = SplitMix64(seed: 0x5EED_0001)
         for caseIndex in 0..<6000 {
             let generated = (0..<Int.random(in: 1...4, using: &rng)).map { _ in generateRequest(&rng, maxBody: 1 << 20) }
             let input = generated.flatMap(\.bytes)
@@ -136,7 +136,7 @@ final class HTTPParserFuzzTests: XCTestCase {
     }
 
     func testMutatedAndRandomBytesNeverCrashAndIgnoreChunking() {
-        var rng = HTTPSeededRandom(seed: 0x5EED_0002)
+        var rng = SplitMix64(seed: 0x5EED_0002)
         var statuses: [Int: Int] = [:]
         var requestsSeen = 0
         for caseIndex in 0..<6000 {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 import Reactor
 
@@ -109,7 +110,7 @@ final class HTTPServerTests: XCTestCase {
     }
 
     func testChunkedUploadIsReassembled() throws {
-        var rng = HTTPSeededRandom(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let payload = (0..<100_000).map { _ in UInt8.random(in: 32...126, using: &rng) }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("http-upload-\(UUID().uuidString)")
         try Data(payload).write(to: file)
@@ -343,7 +344,7 @@ final class HTTPServerStressTests: XCTestCase {
         let server = try HTTPServer(loop: loop, configuration: .init(host: "127.0.0.1", port: 0), router: router)
         defer { server.close() }
 
-        var rng = HTTPSeededRandom(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var clients: [(HTTPRawClient, TCPConnection, expected: String)] = []
         for _ in 0..<40 {
             var stream: [UInt8] = []

@@ -1,3 +1,4 @@
+import TestSupport
 import XCTest
 
 /// The real servers every storage test relies on start and answer.

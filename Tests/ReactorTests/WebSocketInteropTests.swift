@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Reactor
 
@@ -10,8 +11,8 @@ final class WebSocketInteropTests: XCTestCase {
 
     func startPython(_ script: String, _ arguments: [String] = []) throws -> (Process, Pipe) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-u", Self.interopDirectory.appendingPathComponent(script).path] + arguments
+        process.executableURL = URL(fileURLWithPath: pythonExecutable())
+        process.arguments = ["-u", Self.interopDirectory.appendingPathComponent(script).path] + arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output

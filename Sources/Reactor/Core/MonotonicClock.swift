@@ -11,7 +11,7 @@ public func monotonicNanos() -> UInt64 {
 
 extension Duration {
     /// The duration in whole nanoseconds, clamped at zero.
-    var nanoseconds: UInt64 {
+    public var nanoseconds: UInt64 {
         let (seconds, attoseconds) = components
         if seconds < 0 { return 0 }
         return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)

@@ -5,9 +5,9 @@ import Synchronization
 /// Real Redis and PostgreSQL servers for tests, each started once per test process on a
 /// free port in its own temp dir and stopped at exit. No mocks: the README's test command
 /// installs the packages; a missing binary fails the test with a line saying what to install.
-enum TestServers {
+public enum TestServers {
     /// A port nobody listens on right now.
-    static func freePort() -> Int {
+    public static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
@@ -21,7 +21,7 @@ enum TestServers {
     }
 
     /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
-    static func waitForPort(_ port: Int, timeout: TimeInterval = 30) -> Bool {
+    public static func waitForPort(_ port: Int, timeout: TimeInterval = 30) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -39,7 +39,7 @@ enum TestServers {
         return false
     }
 
-    static func findExecutable(_ name: String, in dirs: [String]) -> String? {
+    public static func findExecutable(_ name: String, in dirs: [String]) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         for dir in dirs + path.split(separator: ":").map(String.init) {
             let candidate = dir + "/" + name
@@ -50,7 +50,7 @@ enum TestServers {
 
     /// Runs a command to completion and returns (status, combined output).
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+    public static func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -63,7 +63,7 @@ enum TestServers {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    static func makeTempDir(_ prefix: String) -> String {
+    public static func makeTempDir(_ prefix: String) -> String {
         var template = Array("/tmp/dedup-\(prefix)-XXXXXX".utf8CString)
         let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
         return dir
@@ -72,7 +72,7 @@ enum TestServers {
     private static let started = Mutex<[Int32]>([])
 
     /// Remembers a child pid to kill when the test process exits.
-    static func track(_ pid: Int32) {
+    public static func track(_ pid: Int32) {
         let first = started.withLock { pids -> Bool in
             pids.append(pid)
             return pids.count == 1
@@ -84,28 +84,28 @@ enum TestServers {
         }
     }
 
-    static func untrack(_ pid: Int32) {
+    public static func untrack(_ pid: Int32) {
         started.withLock { $0.removeAll { $0 == pid } }
     }
 }
 
 /// A redis-server child process on a free port (no persistence).
-final class RedisTestServer: @unchecked Sendable {
-    let port: Int
-    let dir: String
+public final class RedisTestServer: @unchecked Sendable {
+    public let port: Int
+    public let dir: String
     private var process: Process?
 
-    var url: String { "redis://127.0.0.1:\(port)" }
+    public var url: String { "redis://127.0.0.1:\(port)" }
 
     /// The shared instance for this test process.
-    static let shared: RedisTestServer = {
+    public static let shared: RedisTestServer = {
         do { return try RedisTestServer() } catch { fatalError("\(error)") }
     }()
 
     /// Extra redis-server arguments, e.g. `["--requirepass", "secret"]`.
-    let extraArguments: [String]
+    public let extraArguments: [String]
 
-    init(port: Int = TestServers.freePort(), extraArguments: [String] = []) throws {
+    public init(port: Int = TestServers.freePort(), extraArguments: [String] = []) throws {
         self.port = port
         self.extraArguments = extraArguments
         dir = TestServers.makeTempDir("redis")
@@ -113,7 +113,7 @@ final class RedisTestServer: @unchecked Sendable {
     }
 
     /// Starts (or restarts) the server on the same port.
-    func start() throws {
+    public func start() throws {
         guard let binary = TestServers.findExecutable("redis-server", in: ["/usr/bin", "/usr/local/bin"]) else {
             throw TestServerError.missing("redis-server not found: run the README's test command (apt-get install redis-server)")
         }
@@ -128,7 +128,7 @@ final class RedisTestServer: @unchecked Sendable {
     }
 
     /// Kills the server (SIGKILL: like a crash).
-    func stop() {
+    public func stop() {
         guard let process else { return }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
@@ -137,7 +137,7 @@ final class RedisTestServer: @unchecked Sendable {
     }
 
     /// Runs redis-cli against this server and returns its output, trimmed.
-    func cli(_ arguments: String...) throws -> String {
+    public func cli(_ arguments: String...) throws -> String {
         guard let binary = TestServers.findExecutable("redis-cli", in: ["/usr/bin"]) else {
             throw TestServerError.missing("redis-cli not found (apt-get install redis-tools)")
         }
@@ -149,19 +149,19 @@ final class RedisTestServer: @unchecked Sendable {
 /// A PostgreSQL 15 cluster in a temp dir, run as the `postgres` user (initdb refuses root),
 /// with fsync off (a killed server still leaves its writes in the OS cache, so no
 /// acknowledged commit is lost; synchronous_commit stays on for exactly that reason).
-final class PostgresTestServer: @unchecked Sendable {
-    let port: Int
-    let dir: String
-    let binDir: String
+public final class PostgresTestServer: @unchecked Sendable {
+    public let port: Int
+    public let dir: String
+    public let binDir: String
     private var process: Process?
 
-    var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
+    public var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
 
-    static let shared: PostgresTestServer = {
+    public static let shared: PostgresTestServer = {
         do { return try PostgresTestServer() } catch { fatalError("\(error)") }
     }()
 
-    init(port: Int = TestServers.freePort()) throws {
+    public init(port: Int = TestServers.freePort()) throws {
         self.port = port
         let candidates = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
         guard let bin = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") }) else {
@@ -177,10 +177,12 @@ final class PostgresTestServer: @unchecked Sendable {
         try start()
     }
 
-    func start() throws {
+    public func start() throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-        process.arguments = ["-u", "postgres", "--", binDir + "/postgres", "-D", dir + "/data", "-p", "\(port)",
+        // setpriv execs in place (runuser forks), so the pid we hold is the postmaster's
+        // own and killing it at exit leaves no server behind.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", binDir + "/postgres", "-D", dir + "/data", "-p", "\(port)",
                              "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
                              "-c", "full_page_writes=off", "-c", "max_connections=200"]
         let log = FileHandle(forWritingAtPath: "/dev/null")
@@ -199,7 +201,7 @@ final class PostgresTestServer: @unchecked Sendable {
     }
 
     /// Stops the server at once (immediate mode: like a crash, no checkpoint).
-    func stop() {
+    public func stop() {
         _ = try? TestServers.run("/usr/sbin/runuser", ["-u", "postgres", "--", binDir + "/pg_ctl", "-D", dir + "/data",
                                                        "-m", "immediate", "stop"])
         process?.waitUntilExit()
@@ -208,7 +210,7 @@ final class PostgresTestServer: @unchecked Sendable {
     }
 
     /// Runs one SQL statement with psql and returns its unaligned, tuples-only output.
-    func psql(_ sql: String) throws -> String {
+    public func psql(_ sql: String) throws -> String {
         let psql = TestServers.findExecutable("psql", in: [binDir, "/usr/bin"]) ?? "/usr/bin/psql"
         let (status, out) = try TestServers.run(psql, ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres",
                                                        "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
@@ -217,10 +219,10 @@ final class PostgresTestServer: @unchecked Sendable {
     }
 }
 
-enum TestServerError: Error, CustomStringConvertible {
+public enum TestServerError: Error, CustomStringConvertible {
     case missing(String)
     case failed(String)
-    var description: String {
+    public var description: String {
         switch self {
         case .missing(let s), .failed(let s): return s
         }

@@ -2,13 +2,13 @@ import Foundation
 
 /// The Python interpreter the interop tests use: `DEDUP_PYTHON` (set by scripts/test to
 /// one that has the `websockets` library), else `python3` on PATH.
-func pythonExecutable() -> String {
+public func pythonExecutable() -> String {
     if let chosen = ProcessInfo.processInfo.environment["DEDUP_PYTHON"], !chosen.isEmpty { return chosen }
     return TestServers.findExecutable("python3", in: []) ?? "/usr/bin/python3"
 }
 
 /// Runs a Python script with `input` on stdin and returns its stdout; fails on a non-zero exit.
-func runPython(_ script: String, input: String = "", arguments: [String] = []) throws -> String {
+public func runPython(_ script: String, input: String = "", arguments: [String] = []) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: pythonExecutable())
     process.arguments = ["-c", script] + arguments

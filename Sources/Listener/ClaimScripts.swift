@@ -1,0 +1,54 @@
+import Reactor
+
+/// The per-batch Redis work of the claim protocol: one script call for a whole batch of
+/// keys, so Redis work per event stays one SET NX GET plus a share of one call.
+enum ClaimScripts {
+    /// KEYS = event keys; ARGV = our claim, done value, window ms. Replaces each key still
+    /// holding our claim by the done marker; returns how many it replaced.
+    static let markDoneAll = """
+        local n = 0
+        for i = 1, #KEYS do
+          if redis.call('GET', KEYS[i]) == ARGV[1] then
+            redis.call('SET', KEYS[i], ARGV[2], 'PX', ARGV[3]); n = n + 1
+          end
+        end
+        return n
+        """
+    /// KEYS = event keys; ARGV = our claim, ttl ms. Extends each key still holding our claim.
+    static let extendAll = """
+        local n = 0
+        for i = 1, #KEYS do
+          if redis.call('GET', KEYS[i]) == ARGV[1] then
+            redis.call('PEXPIRE', KEYS[i], ARGV[2]); n = n + 1
+          end
+        end
+        return n
+        """
+    /// KEYS = event keys; ARGV = our claim. Deletes each key still holding our claim.
+    static let releaseAll = """
+        local n = 0
+        for i = 1, #KEYS do
+          if redis.call('GET', KEYS[i]) == ARGV[1] then
+            redis.call('DEL', KEYS[i]); n = n + 1
+          end
+        end
+        return n
+        """
+
+    /// Calls `script` over the event keys of `events` with `args`.
+    static func run(_ script: String, redis: RedisClient, events: EventSet, args: [[UInt8]],
+                    completion: @escaping (Result<RedisReply, RedisError>) -> Void) {
+        var command: [[UInt8]] = []
+        command.reserveCapacity(3 + events.count + args.count)
+        command.append(Array("EVAL".utf8))
+        command.append(Array(script.utf8))
+        command.append(Array(String(events.count).utf8))
+        var key: [UInt8] = []
+        for i in 0..<events.count {
+            events.withID(i) { ClaimValues.eventKey($0, into: &key) }
+            command.append(key)
+        }
+        command += args
+        redis.command(command, completion: completion)
+    }
+}

@@ -1,0 +1,38 @@
+import ServiceKit
+
+/// The contract's counters (each with the `instance` label) and the listener's own.
+final class ListenerMetrics: Sendable {
+    let registry: MetricsRegistry
+    let received: Counter
+    let claimed: Counter
+    let duplicate: Counter
+    let processed: Counter
+    let stored: Counter
+    let recovered: Counter
+    let malformed: Counter
+    let gaps: Counter
+    let gapEvents: Counter
+    let storeFailures: Counter
+    let claimFailures: Counter
+    let inFlight: Gauge
+    let watching: Gauge
+    let watermark: Gauge
+
+    init(instance: String) {
+        registry = MetricsRegistry(labels: [("instance", instance)])
+        received = registry.counter("dedup_events_received_total", help: "Events received from the producer.")
+        claimed = registry.counter("dedup_events_claimed_total", help: "Events this instance claimed in Redis.")
+        duplicate = registry.counter("dedup_events_duplicate_total", help: "Events skipped because they were done or finished by another instance.")
+        processed = registry.counter("dedup_events_processed_total", help: "Events this instance processed.")
+        stored = registry.counter("dedup_events_stored_total", help: "Rows this instance inserted into PostgreSQL.")
+        recovered = registry.counter("dedup_events_recovered_total", help: "Events taken over from an owner that died or failed.")
+        malformed = registry.counter("dedup_stream_malformed_lines_total", help: "Lines from the producer that were not valid events.")
+        gaps = registry.counter("dedup_stream_gaps_total", help: "Gaps the producer reported on resume.")
+        gapEvents = registry.counter("dedup_stream_gap_events_total", help: "Events the producer no longer had when this instance resumed.")
+        storeFailures = registry.counter("dedup_store_failures_total", help: "Batch inserts that failed and were retried.")
+        claimFailures = registry.counter("dedup_claim_failures_total", help: "Claim round trips that failed and were retried.")
+        inFlight = registry.gauge("dedup_events_in_flight", help: "Events received and not yet finished.")
+        watching = registry.gauge("dedup_events_watching", help: "Events claimed by another instance that this one watches.")
+        watermark = registry.gauge("dedup_stream_watermark_seq", help: "Highest seq at or below which everything is finished.")
+    }
+}

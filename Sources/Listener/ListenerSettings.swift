@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Reactor
+import ServiceKit
+
+/// The listener's settings, resolved from flags, then the environment, then defaults.
+struct ListenerSettings {
+    var instanceID: String
+    var port = 3000
+    var producerURL = try! WebSocketURL(parsing: "ws://127.0.0.1:8080/")
+    var redisURL = "redis://127.0.0.1:6379"
+    var databaseURL = "postgres://postgres@127.0.0.1:5432/postgres"
+    var lockTTLMillis = 30_000
+    var dedupWindowMillis = 600_000
+    var processDelayMillis = 0
+    var logLevel = Logger.Level.info
+    var host = "0.0.0.0"
+
+    static var defaultInstanceID: String {
+        "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+    }
+}
+
+/// Flags of `listener`. Every flag is also an environment variable; the flag wins.
+struct ListenerOptions: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "listener",
+        abstract: "A deduplicating worker: claims each event in Redis, stores it once in PostgreSQL.")
+
+    @Option(name: .customLong("instance-id"), help: "Shown in every log line and stored with each event [env INSTANCE_ID] (default: host name + pid)")
+    var instanceID: String?
+    @Option(name: .customLong("port"), help: "HTTP API port [env PORT] (default: 3000)")
+    var port: String?
+    @Option(name: .customLong("host"), help: "HTTP API bind address [env HOST] (default: 0.0.0.0)")
+    var host: String?
+    @Option(name: .customLong("producer-url"), help: "Where events come from [env PRODUCER_URL] (default: ws://127.0.0.1:8080/)")
+    var producerURL: String?
+    @Option(name: .customLong("redis-url"), help: "Claims: redis://[:password@]host:port[/db] [env REDIS_URL] (default: redis://127.0.0.1:6379)")
+    var redisURL: String?
+    @Option(name: .customLong("database-url"), help: "Storage, a libpq URI [env DATABASE_URL] (default: postgres://postgres@127.0.0.1:5432/postgres)")
+    var databaseURL: String?
+    @Option(name: .customLong("lock-ttl-ms"), help: "How long a claim lives if its owner dies [env LOCK_TTL_MS] (default: 30000)")
+    var lockTTLMs: String?
+    @Option(name: .customLong("dedup-window-ms"), help: "How long a finished event stays marked done [env DEDUP_WINDOW_MS] (default: 600000)")
+    var dedupWindowMs: String?
+    @Option(name: .customLong("process-delay-ms"), help: "Simulated processing per event [env PROCESS_DELAY_MS] (default: 0)")
+    var processDelayMs: String?
+    @Option(name: .customLong("log-level"), help: "debug, info, warning, error [env LOG_LEVEL] (default: info)")
+    var logLevel: String?
+
+    func resolve() throws -> ListenerSettings {
+        let instance = Settings.string(instanceID, env: "INSTANCE_ID", default: ListenerSettings.defaultInstanceID)
+        guard !instance.isEmpty, instance.utf8.count <= 200, !instance.contains("|") else {
+            throw SettingError("INSTANCE_ID", "must be 1 to 200 bytes without '|'")
+        }
+        var s = ListenerSettings(instanceID: instance)
+        s.port = try Settings.port(port, env: "PORT", default: s.port)
+        s.host = try Settings.host(host, env: "HOST", default: s.host)
+        if let text = Settings.raw(producerURL, env: "PRODUCER_URL") {
+            do { s.producerURL = try WebSocketURL(parsing: text) } catch {
+                throw SettingError("PRODUCER_URL", "'\(text)': \(error)")
+            }
+        }
+        s.redisURL = Settings.string(redisURL, env: "REDIS_URL", default: s.redisURL)
+        do { _ = try RedisURL(parsing: s.redisURL) } catch {
+            throw SettingError("REDIS_URL", "'\(s.redisURL)': \(error)")
+        }
+        s.databaseURL = Settings.string(databaseURL, env: "DATABASE_URL", default: s.databaseURL)
+        if let error = PostgresConnection.validate(url: s.databaseURL) {
+            throw SettingError("DATABASE_URL", "'\(s.databaseURL)': \(error)")
+        }
+        s.lockTTLMillis = try Settings.milliseconds(lockTTLMs, env: "LOCK_TTL_MS", default: s.lockTTLMillis, range: 100...86_400_000)
+        s.dedupWindowMillis = try Settings.milliseconds(dedupWindowMs, env: "DEDUP_WINDOW_MS", default: s.dedupWindowMillis,
+                                                        range: 1_000...(30 * 86_400_000))
+        s.processDelayMillis = try Settings.milliseconds(processDelayMs, env: "PROCESS_DELAY_MS", default: s.processDelayMillis,
+                                                         range: 0...3_600_000)
+        s.logLevel = try LogSetup.level(Settings.string(logLevel, env: "LOG_LEVEL", default: "info"))
+        return s
+    }
+
+    func run() throws {
+        let settings = try resolve()
+        let logger = LogSetup.bootstrap(label: "listener", instance: settings.instanceID, level: settings.logLevel)
+        let service = try ListenerService(settings: settings, logger: logger)
+        logger.info("listener \(settings.instanceID) starting: API \(settings.host):\(service.httpPort), producer \(settings.producerURL), lock TTL \(settings.lockTTLMillis) ms, dedup window \(settings.dedupWindowMillis) ms")
+        Signals.waitForTermination()
+        logger.info("stopping: finishing in-flight events")
+        service.stop()
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,106 @@
+import Reactor
+
+/// What a frame from the producer held besides events.
+enum StreamNotice: Equatable {
+    /// The producer no longer had seqs `from...to` when we resumed: reported, never hidden.
+    case gap(from: UInt64, to: UInt64)
+    /// A line that is not a valid event (its 1-based index in the frame and why).
+    case malformed(line: Int, reason: String)
+}
+
+/// Parses the producer's text frames (one JSON object per line) in place into events:
+/// no Foundation, no String per event; ids are unescaped only when they contain escapes.
+/// Bad lines are reported and skipped; the rest of the frame still counts.
+enum StreamLineParser {
+    static func parse(_ frame: UnsafeRawBufferPointer, into events: inout EventSet, scratch: inout [UInt8],
+                      notice: (StreamNotice) -> Void) {
+        var lineStart = 0
+        var lineNumber = 0
+        while lineStart < frame.count {
+            var lineEnd = lineStart
+            while lineEnd < frame.count && frame[lineEnd] != 0x0A { lineEnd += 1 }
+            lineNumber += 1
+            let line = UnsafeRawBufferPointer(rebasing: frame[lineStart..<lineEnd])
+            if !isBlank(line) {
+                parseLine(line, number: lineNumber, into: &events, scratch: &scratch, notice: notice)
+            }
+            lineStart = lineEnd + 1
+        }
+    }
+
+    private static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
+        line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
+
+    private static func parseLine(_ line: UnsafeRawBufferPointer, number: Int, into events: inout EventSet,
+                                  scratch: inout [UInt8], notice: (StreamNotice) -> Void) {
+        let json = JSONScanner(line)
+        var seq: UInt64?
+        var id: Range<Int>?
+        var idEscaped = false
+        var payload: Range<Int>?
+        var gap: (UInt64, UInt64)?
+        do {
+            let start = json.skipWhitespace(0)
+            let end = try json.forEachMember(ofObjectAt: start) { key, valueStart, valueEnd in
+                if json.key(key, equals: "seq") {
+                    seq = integer(line, valueStart..<valueEnd)
+                } else if json.key(key, equals: "event_id") {
+                    guard line[valueStart] == UInt8(ascii: "\"") else { return }
+                    id = (valueStart + 1)..<(valueEnd - 1)
+                    idEscaped = line[id!].contains(UInt8(ascii: "\\"))
+                } else if json.key(key, equals: "payload") {
+                    payload = valueStart..<valueEnd
+                } else if json.key(key, equals: "gap") {
+                    gap = try gapRange(json, at: valueStart)
+                }
+            }
+            if json.skipWhitespace(end) != line.count { throw JSONError("unexpected data after the object", at: end) }
+        } catch {
+            notice(.malformed(line: number, reason: "\(error)"))
+            return
+        }
+        if let gap {
+            notice(.gap(from: gap.0, to: gap.1))
+            return
+        }
+        guard let seq, seq > 0 else { return notice(.malformed(line: number, reason: "seq missing or not a positive integer")) }
+        guard let id, !id.isEmpty else { return notice(.malformed(line: number, reason: "event_id missing or not a non-empty string")) }
+        let payloadBytes = payload.map { UnsafeRawBufferPointer(rebasing: line[$0]) }
+            ?? UnsafeRawBufferPointer(start: nullLiteral.utf8Start, count: 4)
+        if idEscaped {
+            scratch.removeAll(keepingCapacity: true)
+            JSONString.unescape(line, id, into: &scratch)
+            guard scratch.count <= 255 else { return notice(.malformed(line: number, reason: "event_id longer than 255 bytes")) }
+            scratch.withUnsafeBytes { events.append(seq: seq, id: $0, payload: payloadBytes) }
+        } else {
+            guard id.count <= 255 else { return notice(.malformed(line: number, reason: "event_id longer than 255 bytes")) }
+            events.append(seq: seq, id: UnsafeRawBufferPointer(rebasing: line[id]), payload: payloadBytes)
+        }
+    }
+
+    private static let nullLiteral: StaticString = "null"
+
+    /// A non-negative decimal integer token, or nil.
+    static func integer(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> UInt64? {
+        guard !range.isEmpty, range.count <= 19 else { return nil }
+        var value: UInt64 = 0
+        for i in range {
+            let d = bytes[i] &- 0x30
+            guard d < 10 else { return nil }
+            value = value * 10 + UInt64(d)
+        }
+        return value
+    }
+
+    private static func gapRange(_ json: JSONScanner, at start: Int) throws -> (UInt64, UInt64) {
+        var from: UInt64?
+        var to: UInt64?
+        try json.forEachMember(ofObjectAt: start, depth: 1) { key, valueStart, valueEnd in
+            if json.key(key, equals: "from") { from = integer(json.bytes, valueStart..<valueEnd) }
+            if json.key(key, equals: "to") { to = integer(json.bytes, valueStart..<valueEnd) }
+        }
+        guard let from, let to, from <= to else { throw JSONError("gap needs from <= to", at: start) }
+        return (from, to)
+    }
+}

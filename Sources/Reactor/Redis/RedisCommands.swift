@@ -1,0 +1,167 @@
+/// Bytes a Redis key, value or argument can be given as, without copying: `String`,
+/// `[UInt8]`, `ArraySlice<UInt8>`, `Substring` and `UnsafeRawBufferPointer`.
+public protocol RedisArgument {
+    /// Calls `body` with the argument's bytes, valid only during the call.
+    func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+}
+
+extension UnsafeRawBufferPointer: RedisArgument {
+    /// The buffer itself.
+    @inlinable public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(self)
+    }
+}
+
+extension Array: RedisArgument where Element == UInt8 {
+    /// The array's storage.
+    @inlinable public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(body)
+    }
+}
+
+extension ArraySlice: RedisArgument where Element == UInt8 {
+    /// The slice's storage.
+    @inlinable public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(body)
+    }
+}
+
+extension String: RedisArgument {
+    /// The UTF-8 bytes (native strings need no copy).
+    @inlinable public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var copy = self
+        return try copy.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+    }
+}
+
+extension Substring: RedisArgument {
+    /// The UTF-8 bytes.
+    @inlinable public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var copy = self
+        return try copy.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+    }
+}
+
+/// The outcome of `SET ... NX`: did we take the key, or does someone hold it?
+public enum RedisSetResult: Equatable, Sendable {
+    /// The value was written: with NX the key was free and is now ours.
+    case claimed
+    /// NX found the key present and wrote nothing. With `get: true` this carries the value
+    /// the key holds (Redis 7 `SET k v PX ms NX GET`, one round trip); without it, nil.
+    case taken([UInt8]?)
+}
+
+extension RedisClient {
+    // MARK: generic
+
+    /// Sends any command, e.g. `["HSET", "h", "f", "v"]`. An error reply completes with
+    /// `RedisError.server`; every other reply is copied into a `RedisReply`.
+    public func command<A: RedisArgument>(_ arguments: [A], completion: @escaping (Result<RedisReply, RedisError>) -> Void) {
+        encoder.beginCommand(argumentCount: arguments.count)
+        for argument in arguments { argument.withRedisBytes { encoder.argument($0) } }
+        submit(.reply(completion))
+    }
+
+    /// Sends any command given as strings, e.g. `command("INCRBY", "n", "5") { ... }`.
+    public func command(_ arguments: String..., completion: @escaping (Result<RedisReply, RedisError>) -> Void) {
+        command(arguments, completion: completion)
+    }
+
+    // MARK: strings and keys
+
+    /// `SET key value [PX ms] [NX] [GET]`. With `nx: true, get: true` this is the claim:
+    /// `.claimed` when the key was free (and now holds `value` for `px` ms), `.taken(old)`
+    /// with the holder's value otherwise. Without NX the write always happens: `.claimed`.
+    public func set<K: RedisArgument, V: RedisArgument>(_ key: K, _ value: V, px: Int? = nil, nx: Bool = false, get: Bool = false,
+                                                       completion: @escaping (Result<RedisSetResult, RedisError>) -> Void) {
+        encoder.beginCommand(argumentCount: 3 + (px == nil ? 0 : 2) + (nx ? 1 : 0) + (get ? 1 : 0))
+        encoder.argument("SET")
+        key.withRedisBytes { encoder.argument($0) }
+        value.withRedisBytes { encoder.argument($0) }
+        if let px {
+            encoder.argument("PX")
+            encoder.argument(decimal: px)
+        }
+        if nx { encoder.argument("NX") }
+        if get { encoder.argument("GET") }
+        submit(.set(RedisSetFlags(nx: nx, get: get), completion))
+    }
+
+    /// `GET key`: the value, or nil when the key does not exist.
+    public func get<K: RedisArgument>(_ key: K, completion: @escaping (Result<[UInt8]?, RedisError>) -> Void) {
+        encoder.beginCommand(argumentCount: 2)
+        encoder.argument("GET")
+        key.withRedisBytes { encoder.argument($0) }
+        submit(.bytes(completion))
+    }
+
+    /// `PEXPIRE key ms`: true when the key exists and got the new TTL.
+    public func pexpire<K: RedisArgument>(_ key: K, milliseconds: Int, completion: @escaping (Result<Bool, RedisError>) -> Void) {
+        encoder.beginCommand(argumentCount: 3)
+        encoder.argument("PEXPIRE")
+        key.withRedisBytes { encoder.argument($0) }
+        encoder.argument(decimal: milliseconds)
+        submit(.bool(completion))
+    }
+
+    /// `PTTL key`: remaining milliseconds, -1 when the key has no TTL, -2 when it is missing.
+    public func pttl<K: RedisArgument>(_ key: K, completion: @escaping (Result<Int64, RedisError>) -> Void) {
+        encoder.beginCommand(argumentCount: 2)
+        encoder.argument("PTTL")
+        key.withRedisBytes { encoder.argument($0) }
+        submit(.integer(completion))
+    }
+
+    /// `DEL key`: the number of keys removed (0 or 1).
+    public func del<K: RedisArgument>(_ key: K, completion: @escaping (Result<Int64, RedisError>) -> Void) {
+        encoder.beginCommand(argumentCount: 2)
+        encoder.argument("DEL")
+        key.withRedisBytes { encoder.argument($0) }
+        submit(.integer(completion))
+    }
+
+    // MARK: claim scripts
+
+    /// Deletes `key` only if it still holds `expected` (our claim): true when deleted. A key
+    /// another owner took over is left alone.
+    public func compareAndDelete<K: RedisArgument, V: RedisArgument>(_ key: K, expected: V,
+                                                                   completion: @escaping (Result<Bool, RedisError>) -> Void) {
+        let tail = beginScript(.compareAndDelete, argumentCount: 1)
+        key.withRedisBytes { encoder.argument($0) }
+        expected.withRedisBytes { encoder.argument($0) }
+        submit(.bool(completion), script: .compareAndDelete, tailStart: tail, tailArguments: 3)
+    }
+
+    /// Sets `key`'s TTL to `px` ms only if it still holds `expected`: true when extended.
+    public func compareAndExtend<K: RedisArgument, V: RedisArgument>(_ key: K, expected: V, px: Int,
+                                                                   completion: @escaping (Result<Bool, RedisError>) -> Void) {
+        let tail = beginScript(.compareAndExtend, argumentCount: 2)
+        key.withRedisBytes { encoder.argument($0) }
+        expected.withRedisBytes { encoder.argument($0) }
+        encoder.argument(decimal: px)
+        submit(.bool(completion), script: .compareAndExtend, tailStart: tail, tailArguments: 4)
+    }
+
+    /// Replaces our claim (`key` holding `expected`) by `doneValue` with a TTL of `px` ms, only
+    /// if the key still holds `expected`: true when replaced.
+    public func markDone<K: RedisArgument, V: RedisArgument, D: RedisArgument>(_ key: K, expected: V, doneValue: D, px: Int,
+                                                                             completion: @escaping (Result<Bool, RedisError>) -> Void) {
+        let tail = beginScript(.markDone, argumentCount: 3)
+        key.withRedisBytes { encoder.argument($0) }
+        expected.withRedisBytes { encoder.argument($0) }
+        doneValue.withRedisBytes { encoder.argument($0) }
+        encoder.argument(decimal: px)
+        submit(.bool(completion), script: .markDone, tailStart: tail, tailArguments: 5)
+    }
+
+    /// Writes `EVALSHA sha 1` and returns where the `numkeys key args` tail starts, which is
+    /// what a NOSCRIPT fallback resends after `EVAL source`. One key, `argumentCount` ARGVs.
+    private func beginScript(_ script: RedisScript, argumentCount: Int) -> Int {
+        encoder.beginCommand(argumentCount: 4 + argumentCount)
+        encoder.argument("EVALSHA")
+        script.sha.withUnsafeBytes { encoder.argument($0) }
+        let tailStart = encoder.count
+        encoder.argument("1")
+        return tailStart
+    }
+}
