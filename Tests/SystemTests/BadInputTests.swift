@@ -43,17 +43,7 @@ final class BadInputTests: XCTestCase {
 /// Bad settings exit at once, non-zero, with one line naming the setting; --help lists them.
 final class SettingsTests: XCTestCase {
     private func run(_ binary: String, _ arguments: [String], _ env: [String: String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try productPath(binary))
-        process.arguments = arguments
-        process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try TestServers.run(try productPath(binary), arguments, environment: env)
     }
 
     func testBadSettingsAreRefusedWithOneLineNamingThem() throws {

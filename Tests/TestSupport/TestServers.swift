@@ -50,10 +50,11 @@ public enum TestServers {
 
     /// Runs a command to completion and returns (status, combined output).
     @discardableResult
-    public static func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

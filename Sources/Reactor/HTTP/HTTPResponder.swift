@@ -52,7 +52,7 @@ public final class HTTPResponder {
 
     /// A Sendable handle to answer from another thread; the answer hops to the loop.
     public var handle: HTTPResponderHandle {
-        HTTPResponderHandle(responder: UncheckedBox(self), loop: loop.handle)
+        HTTPResponderHandle(responder: LoopBound(self, on: loop), loop: loop.handle)
     }
 
     func connectionClosed() { owner = nil }
@@ -60,18 +60,12 @@ public final class HTTPResponder {
 
 /// Answers an `HTTPResponder` from any thread by handing the response to its loop.
 public struct HTTPResponderHandle: Sendable {
-    let responder: UncheckedBox<HTTPResponder>
+    let responder: LoopBound<HTTPResponder>
     let loop: EventLoopHandle
 
     /// Sends `response` on the responder's loop.
     public func respond(_ response: HTTPResponse) {
         let responder = self.responder
-        loop.execute { _ in responder.value.respond(response) }
+        loop.execute { responder.value(on: $0).respond(response) }
     }
-}
-
-/// Carries a loop-bound object through a Sendable closure that runs back on that loop.
-struct UncheckedBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }

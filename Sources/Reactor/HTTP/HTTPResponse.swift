@@ -49,25 +49,7 @@ public struct HTTPResponse: Sendable, Equatable {
     /// Appends `value` as a quoted JSON string (RFC 8259: quote, backslash and control
     /// characters escaped; everything else, including non-ASCII, passed through as UTF-8).
     public static func appendJSONString(_ value: String, to out: inout String) {
-        out.unicodeScalars.append("\"")
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case _ where scalar.value < 0x20:
-                let hex: [Character] = Array("0123456789abcdef")
-                out += "\\u00"
-                out.append(hex[Int(scalar.value >> 4)])
-                out.append(hex[Int(scalar.value & 0xF)])
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out.unicodeScalars.append("\"")
+        out += JSONString.quoted(value)
     }
 
     /// Writes status line, headers and (unless `includeBody` is false, for HEAD) the body

@@ -104,7 +104,7 @@ public struct HTTPResponseParser {
             for k in i..<lineEnd {
                 let c = bytes[k]
                 if c == UInt8(ascii: ";") { break }
-                guard let digit = hexDigit(c) else { return .error("malformed chunk size") }
+                guard let digit = JSONScanner.hexValue(c).map(Int.init) else { return .error("malformed chunk size") }
                 size = size * 16 + digit
                 sawDigit = true
                 if size > maxBodyBytes { return .error("chunk larger than \(maxBodyBytes) bytes") }
@@ -134,14 +134,5 @@ public struct HTTPResponseParser {
             i += 1
         }
         return nil
-    }
-
-    private func hexDigit(_ c: UInt8) -> Int? {
-        switch c {
-        case 0x30...0x39: return Int(c - 0x30)
-        case 0x41...0x46: return Int(c - 0x41 + 10)
-        case 0x61...0x66: return Int(c - 0x61 + 10)
-        default: return nil
-        }
     }
 }

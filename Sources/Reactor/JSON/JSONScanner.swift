@@ -187,7 +187,8 @@ public struct JSONScanner {
         return true
     }
 
-    static func hexValue(_ c: UInt8) -> UInt32? {
+    /// The value of an ASCII hex digit, or nil.
+    public static func hexValue(_ c: UInt8) -> UInt32? {
         switch c {
         case 0x30...0x39: return UInt32(c - 0x30)
         case 0x41...0x46: return UInt32(c - 0x41 + 10)
