@@ -35,20 +35,20 @@ enum ClaimScripts {
         return n
         """
 
-    /// Calls `script` over the event keys of `events` with `args`.
+    /// Calls `script` over the event keys of `events` with `args`, encoded straight into
+    /// the client's buffer (no array per key).
     static func run(_ script: String, redis: RedisClient, events: EventSet, args: [[UInt8]],
                     completion: @escaping (Result<RedisReply, RedisError>) -> Void) {
-        var command: [[UInt8]] = []
-        command.reserveCapacity(3 + events.count + args.count)
-        command.append(Array("EVAL".utf8))
-        command.append(Array(script.utf8))
-        command.append(Array(String(events.count).utf8))
-        var key: [UInt8] = []
-        for i in 0..<events.count {
-            events.withID(i) { ClaimValues.eventKey($0, into: &key) }
-            command.append(key)
-        }
-        command += args
-        redis.command(command, completion: completion)
+        redis.command(argumentCount: 3 + events.count + args.count, { writer in
+            writer.append("EVAL")
+            writer.append(script)
+            writer.append(decimal: events.count)
+            var key: [UInt8] = []
+            for i in 0..<events.count {
+                events.withID(i) { ClaimValues.eventKey($0, into: &key) }
+                writer.append(key)
+            }
+            for arg in args { writer.append(arg) }
+        }, completion: completion)
     }
 }

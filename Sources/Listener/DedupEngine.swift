@@ -89,27 +89,28 @@ final class DedupEngine {
                 eventLog.event("malformed", level: .warning, now: loop.nowNanos, "malformed line \(line) from the producer skipped: \(reason)")
             }
         }
-        // Keep only seqs not seen before (a reconnect replays from the watermark).
-        var fresh = EventSet()
-        var replayed = 0
+        // Keep only seqs not seen before (a reconnect replays from the watermark); the
+        // common case keeps everything in place.
+        var replayed: [Int] = []
         let now = loop.nowNanos
         for i in before..<incoming.count {
             if tracker.received(incoming.seqs[i]) {
-                fresh.append(incoming, i)
                 eventLog.event("received", now: now, "received seq=\(incoming.seqs[i]) event_id=\(incoming.idString(i))")
             } else {
-                replayed += 1
+                replayed.append(i)
             }
         }
-        if replayed > 0 || before > 0 {
+        if !replayed.isEmpty {
             var kept = EventSet()
-            for i in 0..<before { kept.append(incoming, i) }
-            for i in 0..<fresh.count { kept.append(fresh, i) }
+            var skip = replayed.makeIterator()
+            var next = skip.next()
+            for i in 0..<incoming.count {
+                if i == next { next = skip.next(); continue }
+                kept.append(incoming, i)
+            }
             incoming = kept
-        } else {
-            incoming = fresh
         }
-        metrics.received.add(fresh.count)
+        metrics.received.add(incoming.count - before)
     }
 
     /// The producer restarted its numbering: resume counting from `seq`.

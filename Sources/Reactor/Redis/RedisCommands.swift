@@ -165,3 +165,34 @@ extension RedisClient {
         return tailStart
     }
 }
+
+/// Writes the arguments of one command straight into the client's encoder: for commands
+/// with many arguments (a script over a batch of keys) built without an array per key.
+public struct RedisCommandWriter: ~Copyable {
+    fileprivate let encoder: RESPEncoder
+    fileprivate var written = 0
+
+    /// Appends one argument.
+    public mutating func append<A: RedisArgument>(_ argument: A) {
+        argument.withRedisBytes { encoder.argument($0) }
+        written += 1
+    }
+
+    /// Appends a whole number as its decimal text.
+    public mutating func append(decimal value: Int) {
+        encoder.argument(decimal: value)
+        written += 1
+    }
+}
+
+extension RedisClient {
+    /// Sends a command of exactly `argumentCount` arguments, which `write` appends.
+    public func command(argumentCount: Int, _ write: (inout RedisCommandWriter) -> Void,
+                        completion: @escaping (Result<RedisReply, RedisError>) -> Void) {
+        encoder.beginCommand(argumentCount: argumentCount)
+        var writer = RedisCommandWriter(encoder: encoder)
+        write(&writer)
+        precondition(writer.written == argumentCount, "RedisCommandWriter: wrote \(writer.written) of \(argumentCount) arguments")
+        submit(.reply(completion))
+    }
+}
