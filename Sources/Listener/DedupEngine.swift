@@ -10,7 +10,7 @@ struct EngineSettings {
     var dedupWindowMillis: Int
     var processDelayMillis: Int
     /// Unfinished events above which reading from the producer pauses.
-    var maxInFlight = 50_000
+    var maxInFlight = 16_384
     /// Most claims sent in one round.
     var maxClaimBatch = 4_096
 }
@@ -56,6 +56,8 @@ final class DedupEngine {
         self.metrics = metrics
         self.logger = logger
         inserter = EventBatchInsert(connection: db)
+        // A few pooled batches cover the inserts in flight; more would only pin memory.
+        inserter.maxPooledBatches = 4
         eventLog = RateLimitedLog(logger: logger)
         loop.addBeforeSleepHook { [unowned self] in
             self.submitClaims()
@@ -141,7 +143,8 @@ final class DedupEngine {
         claimRounds.append(round)
         for i in 0..<round.events.count {
             round.events.withID(i) { ClaimValues.eventKey($0, into: &scratchKey) }
-            redis.set(scratchKey, values.claim, px: settings.lockTTLMillis, nx: true, get: true) { [unowned self, round] result in
+            // The engine lives as long as its loop: a strong capture avoids unowned refcounting per event.
+            redis.set(scratchKey, values.claim, px: settings.lockTTLMillis, nx: true, get: true) { [self, round] result in
                 switch result {
                 case .success(.claimed): round.outcomes[i] = .claimed
                 case .success(.taken(let holder)): round.outcomes[i] = .taken(holder ?? [])

@@ -16,7 +16,10 @@ struct WatchList {
 
     mutating func add(_ source: EventSet, _ index: Int, owner claim: [UInt8], now: UInt64) {
         let owner: Int
-        if let known = ownerIndex[claim] {
+        // Consecutive events mostly share an owner: compare before hashing.
+        if let last = owners.last, ownerClaims[last] == claim {
+            owner = last
+        } else if let known = ownerIndex[claim] {
             owner = known
         } else {
             owner = ownerClaims.count

@@ -12,8 +12,12 @@ public final class RateLimitedLog {
     private var inWindow = 0
     private var suppressed: [String: Int] = [:]
 
+    /// The logger's level, read once: asking the log handler per event is not free.
+    private let level: Logger.Level
+
     public init(logger: Logger, burst: Int = 20, intervalMillis: Int = 5_000) {
         self.logger = logger
+        self.level = logger.logLevel
         self.burst = burst
         self.intervalNanos = UInt64(intervalMillis) * 1_000_000
     }
@@ -21,7 +25,7 @@ public final class RateLimitedLog {
     /// Logs `message()` at `level` unless this interval's budget is spent; then counts it
     /// under `kind` for the summary.
     public func event(_ kind: String, level: Logger.Level = .info, now: UInt64, _ message: @autoclosure () -> Logger.Message) {
-        guard logger.logLevel <= level else { return }
+        guard self.level <= level else { return }
         if now &- windowStart >= intervalNanos { rollWindow(now) }
         if inWindow < burst {
             inWindow += 1
