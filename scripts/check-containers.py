@@ -1,0 +1,713 @@
+#!/usr/bin/env python3
+"""Checks Dockerfile, .dockerignore and docker-compose.yml without a Docker engine.
+
+    scripts/check-containers.py [--bin DIR] [--json] [--env NAME=VALUE ...]
+
+--bin DIR is where the built `producer` and `listener` are (default: the release build,
+then the debug build). Exits 1 and lists what is wrong; with --json prints one object
+{"failures": [...], "passed": [...], "services": {...}} and exits 0 (the test reads it).
+"services" has each compose service with its interpolated environment, command, ports and
+the program it runs, so a test can start the real binaries with exactly that environment.
+
+What it checks:
+  compose   a schema check of the parts of the Compose spec this file uses (unknown keys,
+            types, duration and port syntax, restart values, depends_on conditions, named
+            volumes), variable interpolation like Compose (${VAR:-default}, $$), the
+            services and their wiring: every app service's environment names are settings
+            of the program it runs (the contract's list and the program's own --help),
+            published container ports equal the port settings, host ports are the
+            documented ones, URLs point at the right service and port, the database URL's
+            user/password/database are the postgres service's, depends_on is
+            service_healthy on services that have healthchecks, instance ids are distinct,
+            the scalable service has neither an INSTANCE_ID nor a fixed host port.
+  Dockerfile multi-stage (swift:*-bookworm -> debian:bookworm-slim), the build stage's -dev
+            packages and release build of both products, the runtime stage's packages
+            against `ldd` of the binaries (every library a binary or a copied Swift runtime
+            library needs directly is `dpkg -S`-mapped to its Debian package, which must be
+            on the runtime apt-get install line; every library loaded indirectly must come
+            with those packages' dependencies), the Swift runtime copied from the build
+            stage (or a static stdlib), a non-root USER, a HEALTHCHECK on /health.
+  .dockerignore keeps .build/ and .build-*/ out, and keeps what Package.swift needs in.
+"""
+import fnmatch
+import functools
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover
+    print("check-containers: PyYAML is missing (apt-get install python3-yaml, or pip install pyyaml)", file=sys.stderr)
+    sys.exit(2)
+
+# The repository: this script's parent folder (or --root, e.g. when run with `python3 -c`).
+ROOT = (os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+        if "__file__" in globals() else os.getcwd())
+
+# The contract's settings (CONTRACT.md and the README's settings tables).
+SETTINGS = {
+    "producer": ["HTTP_PORT", "WS_PORT", "HOST", "REPLAY_CAPACITY", "MAX_BODY_BYTES", "THREADS",
+                 "SLOW_CLIENT_TIMEOUT_MS", "LOG_LEVEL"],
+    "listener": ["INSTANCE_ID", "PORT", "PRODUCER_URL", "REDIS_URL", "DATABASE_URL", "LOCK_TTL_MS",
+                 "DEDUP_WINDOW_MS", "PROCESS_DELAY_MS", "LOG_LEVEL", "HOST"],
+    "flood": [],
+}
+DEFAULT_PORTS = {"HTTP_PORT": 3005, "WS_PORT": 8080, "PORT": 3000}
+# Host ports the README promises.
+EXPECTED_HOST_PORTS = {"producer": [3005, 8080], "listener-a": [3000], "listener-b": [3001]}
+POSTGRES_IMAGE_ENV = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_HOST_AUTH_METHOD",
+                      "POSTGRES_INITDB_ARGS", "POSTGRES_INITDB_WALDIR", "PGDATA"}
+
+failures = []
+passed = []
+
+
+def fail(message):
+    failures.append(message)
+
+
+def ok(message):
+    passed.append(message)
+
+
+def check(condition, message):
+    (ok if condition else fail)(message)
+    return condition
+
+
+# ------------------------------------------------------------------ interpolation
+
+INTERPOLATION = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*)|(\{[^}]*\}?))")
+
+
+def interpolate(value, env, where):
+    """Compose's variable substitution on one string."""
+    def replace(m):
+        escaped, name, op, arg, bare, bad = m.groups()
+        if escaped:
+            return "$"
+        if bad is not None:
+            fail(f"{where}: invalid interpolation '{m.group(0)}'")
+            return ""
+        name = name or bare
+        present = name in env
+        val = env.get(name, "")
+        if op in (":-", "-"):
+            use_default = (not present) or (op == ":-" and val == "")
+            return arg if use_default else val
+        if op in (":?", "?"):
+            if (not present) or (op == ":?" and val == ""):
+                fail(f"{where}: ${{{name}}} is required ({arg})")
+            return val
+        if op in (":+", "+"):
+            return arg if present and (op == "+" or val != "") else ""
+        if not present:
+            fail(f"{where}: ${name} is not set and has no default (Compose would use an empty string)")
+        return val
+    return INTERPOLATION.sub(replace, value)
+
+
+def interpolate_tree(node, env, where):
+    if isinstance(node, str):
+        return interpolate(node, env, where)
+    if isinstance(node, list):
+        return [interpolate_tree(v, env, f"{where}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, dict):
+        return {k: interpolate_tree(v, env, f"{where}.{k}") for k, v in node.items()}
+    return node
+
+
+# ------------------------------------------------------------------ compose schema
+
+DURATION = re.compile(r"^(\d+(\.\d+)?(us|ms|s|m|h))+$")
+RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
+SERVICE_KEYS = {
+    "image": str, "build": (str, dict), "command": (str, list), "entrypoint": (str, list),
+    "environment": (dict, list), "env_file": (str, list), "ports": list, "expose": list,
+    "volumes": list, "healthcheck": dict, "depends_on": (dict, list), "restart": str,
+    "profiles": list, "ulimits": dict, "stop_grace_period": str, "stop_signal": str,
+    "init": bool, "user": str, "working_dir": str, "hostname": str, "container_name": str,
+    "networks": (list, dict), "logging": dict, "deploy": dict, "labels": (dict, list),
+    "read_only": bool, "tmpfs": (str, list), "shm_size": (str, int), "cap_drop": list,
+    "security_opt": list, "pull_policy": str, "mem_limit": (str, int), "cpus": (str, int, float),
+}
+HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}
+DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+TOP_KEYS = {"version", "name", "services", "volumes", "networks", "configs", "secrets"}
+
+
+def schema_check(doc):
+    if not check(isinstance(doc, dict), "compose: the file is a mapping"):
+        return
+    for key in doc:
+        if not (key in TOP_KEYS or str(key).startswith("x-")):
+            fail(f"compose: unknown top-level key '{key}'")
+    services = doc.get("services")
+    if not check(isinstance(services, dict) and services, "compose: has services"):
+        return
+    named_volumes = set((doc.get("volumes") or {}).keys())
+    for name, svc in services.items():
+        where = f"compose: services.{name}"
+        if not isinstance(svc, dict):
+            fail(f"{where} is not a mapping")
+            continue
+        if not re.match(r"^[a-zA-Z0-9._-]+$", name):
+            fail(f"{where}: invalid service name")
+        for key, value in svc.items():
+            if key not in SERVICE_KEYS:
+                fail(f"{where}: unknown key '{key}'")
+            elif not isinstance(value, SERVICE_KEYS[key]):
+                fail(f"{where}.{key}: wrong type {type(value).__name__}")
+        if "image" not in svc and "build" not in svc:
+            fail(f"{where}: neither image nor build")
+        for key in ("stop_grace_period",):
+            if key in svc and not DURATION.match(str(svc[key])):
+                fail(f"{where}.{key}: bad duration '{svc[key]}'")
+        if "restart" in svc and not RESTART.match(str(svc["restart"])):
+            fail(f"{where}.restart: bad value '{svc['restart']}'")
+        env = svc.get("environment")
+        if isinstance(env, dict):
+            for k, v in env.items():
+                if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", str(k)):
+                    fail(f"{where}.environment: bad name '{k}'")
+                if not (v is None or isinstance(v, (str, int, float))) or isinstance(v, bool):
+                    fail(f"{where}.environment.{k}: give a string (got {type(v).__name__})")
+        for port in svc.get("ports") or []:
+            if isinstance(port, dict):
+                if "target" not in port:
+                    fail(f"{where}.ports: long syntax without target")
+            elif not re.match(r"^((\d{1,3}(\.\d{1,3}){3}:)?(\d+(-\d+)?)?:)?\d+(-\d+)?(/(tcp|udp))?$", str(port)):
+                fail(f"{where}.ports: bad port '{port}'")
+        for vol in svc.get("volumes") or []:
+            if isinstance(vol, str):
+                source = vol.split(":")[0]
+                if ":" in vol and not source.startswith((".", "/", "~")) and source not in named_volumes:
+                    fail(f"{where}.volumes: '{source}' is not a declared named volume")
+        hc = svc.get("healthcheck")
+        if isinstance(hc, dict):
+            for key in hc:
+                if key not in HEALTHCHECK_KEYS:
+                    fail(f"{where}.healthcheck: unknown key '{key}'")
+            for key in ("interval", "timeout", "start_period", "start_interval"):
+                if key in hc and not DURATION.match(str(hc[key])):
+                    fail(f"{where}.healthcheck.{key}: bad duration '{hc[key]}'")
+            test = hc.get("test")
+            if not hc.get("disable"):
+                if isinstance(test, list):
+                    if not test or test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+                        fail(f"{where}.healthcheck.test: a list must start with CMD, CMD-SHELL or NONE")
+                elif not isinstance(test, str):
+                    fail(f"{where}.healthcheck.test: missing")
+        deps = svc.get("depends_on")
+        if isinstance(deps, dict):
+            for dep, spec in deps.items():
+                if dep not in services:
+                    fail(f"{where}.depends_on: unknown service '{dep}'")
+                if not isinstance(spec, dict) or spec.get("condition") not in DEPENDS_CONDITIONS:
+                    fail(f"{where}.depends_on.{dep}: condition must be one of {sorted(DEPENDS_CONDITIONS)}")
+        elif isinstance(deps, list):
+            for dep in deps:
+                if dep not in services:
+                    fail(f"{where}.depends_on: unknown service '{dep}'")
+    ok("compose: schema (keys, types, durations, ports, restart, depends_on, volumes)")
+
+
+# ------------------------------------------------------------------ compose semantics
+
+def as_list(command):
+    if command is None:
+        return None
+    return shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+
+
+def env_dict(env):
+    if env is None:
+        return {}
+    if isinstance(env, list):
+        out = {}
+        for item in env:
+            k, _, v = str(item).partition("=")
+            out[k] = v
+        return out
+    return {k: ("" if v is None else str(v)) for k, v in env.items()}
+
+
+def program_of(command):
+    if not command:
+        return None
+    prog = os.path.basename(command[0])
+    if prog == "producer" and len(command) > 1 and command[1] == "flood":
+        return "flood"
+    if prog == "producer" and len(command) > 1 and command[1] == "serve":
+        return "producer"
+    return prog if prog in ("producer", "listener") else None
+
+
+def parse_ports(ports):
+    """[(host or None, container)] from short or long syntax."""
+    out = []
+    for p in ports or []:
+        if isinstance(p, dict):
+            out.append((int(p["published"]) if p.get("published") else None, int(p["target"])))
+            continue
+        spec = str(p).split("/")[0]
+        parts = spec.split(":")
+        container = int(parts[-1])
+        host = int(parts[-2]) if len(parts) >= 2 and parts[-2] else None
+        out.append((host, container))
+    return out
+
+
+def parse_url(url):
+    m = re.match(r"^(?P<scheme>[a-z]+)://(?:(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@)?(?P<host>[^:/?]+)(?::(?P<port>\d+))?(?P<path>/[^?]*)?", url)
+    return m.groupdict() if m else None
+
+
+def help_env_names(binary, args):
+    try:
+        out = subprocess.run([binary] + args, capture_output=True, text=True, timeout=30).stdout
+    except OSError as e:
+        fail(f"compose: cannot run {binary} {' '.join(args)}: {e}")
+        return None
+    return set(re.findall(r"\[env\s+([A-Z_][A-Z0-9_]*)\]", out))
+
+
+def semantic_check(services, bindir):
+    images = {n: str(s.get("image", "")) for n, s in services.items()}
+    redis = [n for n, i in images.items() if re.match(r"^redis:7", i)]
+    postgres = [n for n, i in images.items() if re.match(r"^postgres:15", i)]
+    check(redis == ["redis"], f"compose: one redis:7 service named redis (found {redis})")
+    check(postgres == ["postgres"], f"compose: one postgres:15 service named postgres (found {postgres})")
+    for name in ("producer", "listener-a", "listener-b"):
+        check(name in services, f"compose: service {name} exists")
+
+    # The backing services.
+    if "redis" in services:
+        r = services["redis"]
+        cmd = as_list(r.get("command")) or []
+        check("--appendonly" in cmd and cmd[cmd.index("--appendonly") + 1:][:1] == ["yes"],
+              "compose: redis runs with --appendonly yes")
+        check(any(str(v).endswith(":/data") for v in r.get("volumes") or []), "compose: redis keeps /data on a named volume")
+        test = (r.get("healthcheck") or {}).get("test") or []
+        check("redis-cli" in " ".join(as_list(test) or []) and "ping" in " ".join(as_list(test) or []),
+              "compose: redis healthcheck is redis-cli ping")
+    pg_env = {}
+    if "postgres" in services:
+        p = services["postgres"]
+        pg_env = env_dict(p.get("environment"))
+        unknown = set(pg_env) - POSTGRES_IMAGE_ENV
+        check(not unknown, f"compose: postgres environment names are the image's ({sorted(unknown)} unknown)")
+        check(bool(pg_env.get("POSTGRES_PASSWORD")) or pg_env.get("POSTGRES_HOST_AUTH_METHOD") == "trust",
+              "compose: postgres has a password or trust auth (the image refuses to start otherwise)")
+        check(any(str(v).endswith(":/var/lib/postgresql/data") for v in p.get("volumes") or []),
+              "compose: postgres keeps its data directory on a named volume")
+        test = " ".join(as_list((p.get("healthcheck") or {}).get("test")) or [])
+        check("pg_isready" in test, "compose: postgres healthcheck is pg_isready")
+
+    help_names = {}
+    for program, args in (("producer", ["serve", "--help"]), ("listener", ["--help"])):
+        binary = os.path.join(bindir, program)
+        names = help_env_names(binary, args) if os.access(binary, os.X_OK) else None
+        if names is None:
+            fail(f"compose: no {program} binary in {bindir} to read its settings from")
+        else:
+            missing = set(SETTINGS[program]) - names
+            check(not missing, f"compose: {program} --help lists every contract setting ({sorted(missing)} missing)")
+        help_names[program] = names or set()
+
+    producers = {}
+    instance_ids = {}
+    out = {}
+    for name, svc in services.items():
+        command = as_list(svc.get("command"))
+        program = program_of(command)
+        env = env_dict(svc.get("environment"))
+        ports = parse_ports(svc.get("ports"))
+        out[name] = {"program": program, "command": command, "environment": env,
+                     "ports": [[h, c] for h, c in ports], "profiles": svc.get("profiles") or []}
+        if name in ("redis", "postgres"):
+            pass
+        elif program is None:
+            fail(f"compose: {name}: command {command} runs neither producer nor listener")
+            continue
+        else:
+            if svc.get("image") != services.get("producer", {}).get("image") or svc.get("build") != services.get("producer", {}).get("build"):
+                fail(f"compose: {name} does not use the one dedup image the producer uses")
+            allowed = set(SETTINGS[program])
+            unknown = set(env) - allowed
+            check(not unknown, f"compose: {name} ({program}) environment names are contract settings ({sorted(unknown)} are not)")
+            if program != "flood":
+                ignored = set(env) - help_names.get(program, set())
+                check(not ignored, f"compose: {name}: {program} --help knows every environment name ({sorted(ignored)} unknown to it)")
+
+        if program == "producer":
+            http = int(env.get("HTTP_PORT", DEFAULT_PORTS["HTTP_PORT"]))
+            ws = int(env.get("WS_PORT", DEFAULT_PORTS["WS_PORT"]))
+            producers[name] = (http, ws)
+            check(sorted(c for _, c in ports) == sorted([http, ws]),
+                  f"compose: {name} publishes exactly HTTP_PORT {http} and WS_PORT {ws} (container side: {[c for _, c in ports]})")
+            health_port = http
+        elif program == "listener":
+            port = int(env.get("PORT", DEFAULT_PORTS["PORT"]))
+            check([c for _, c in ports] == [port], f"compose: {name} publishes its PORT {port} (container side: {[c for _, c in ports]})")
+            health_port = port
+            if "INSTANCE_ID" in env:
+                if env["INSTANCE_ID"] in instance_ids:
+                    fail(f"compose: {name} and {instance_ids[env['INSTANCE_ID']]} share INSTANCE_ID {env['INSTANCE_ID']}")
+                instance_ids[env["INSTANCE_ID"]] = name
+            else:
+                # Scaled replicas: the default id (host name + pid) is unique per container.
+                check(all(h is None for h, _ in ports) and "container_name" not in svc and "hostname" not in svc,
+                      f"compose: {name} has no INSTANCE_ID, so it must be scalable: no fixed host port, container_name or hostname")
+        else:
+            health_port = None
+        if name in EXPECTED_HOST_PORTS:
+            check(sorted(h for h, _ in ports) == sorted(EXPECTED_HOST_PORTS[name]),
+                  f"compose: {name} host ports are {EXPECTED_HOST_PORTS[name]} (found {[h for h, _ in ports]})")
+        hc = svc.get("healthcheck") or {}
+        if program == "flood":
+            pass
+        elif name in ("redis", "postgres") or program in ("producer", "listener"):
+            check(bool(hc.get("test")) and not hc.get("disable"), f"compose: {name} has a healthcheck")
+            if health_port is not None:
+                test = " ".join(as_list(hc.get("test")) or [])
+                check(f"127.0.0.1:{health_port}/health" in test or f"localhost:{health_port}/health" in test,
+                      f"compose: {name} healthcheck GETs /health on its own port {health_port}")
+        check(bool(svc.get("restart")) if program != "flood" else str(svc.get("restart")) == "no",
+              f"compose: {name} has a restart policy" + (" ('no': one-shot)" if program == "flood" else ""))
+
+    # Wiring: depends_on, URLs.
+    for name, info in out.items():
+        svc = services[name]
+        program = info["program"]
+        env = info["environment"]
+        deps = svc.get("depends_on") or {}
+        if isinstance(deps, list):
+            fail(f"compose: {name}: depends_on must use the long form with condition: service_healthy")
+            deps = {}
+        for dep, spec in deps.items():
+            check(spec.get("condition") == "service_healthy", f"compose: {name} depends on {dep} with condition service_healthy")
+            dep_hc = (services.get(dep) or {}).get("healthcheck") or {}
+            check(bool(dep_hc.get("test")) and not dep_hc.get("disable"), f"compose: {dep} (a dependency of {name}) has a healthcheck")
+        if program == "listener":
+            check({"redis", "postgres", "producer"} <= set(deps), f"compose: {name} depends on redis, postgres and producer")
+            for key in ("INSTANCE_ID", "REDIS_URL", "DATABASE_URL", "PRODUCER_URL") if name in ("listener-a", "listener-b") else ("REDIS_URL", "DATABASE_URL", "PRODUCER_URL"):
+                check(key in env, f"compose: {name} sets {key}")
+            u = parse_url(env.get("PRODUCER_URL", "ws://127.0.0.1:8080/"))
+            check(u is not None and u["scheme"] == "ws" and u["host"] in producers and u["port"] is not None
+                  and int(u["port"]) == producers[u["host"]][1],
+                  f"compose: {name} PRODUCER_URL points at a producer service's WS_PORT ({env.get('PRODUCER_URL')})")
+            u = parse_url(env.get("REDIS_URL", ""))
+            check(u is not None and u["scheme"] == "redis" and u["host"] in redis and u["port"] == "6379",
+                  f"compose: {name} REDIS_URL is the redis service on 6379 ({env.get('REDIS_URL')})")
+            u = parse_url(env.get("DATABASE_URL", ""))
+            good = (u is not None and u["scheme"] in ("postgres", "postgresql") and u["host"] in postgres and u["port"] == "5432")
+            check(good, f"compose: {name} DATABASE_URL is the postgres service on 5432")
+            if good:
+                user = pg_env.get("POSTGRES_USER") or "postgres"
+                db = pg_env.get("POSTGRES_DB") or user
+                check(u["user"] == user and (u["path"] or "/").lstrip("/") == db,
+                      f"compose: {name} DATABASE_URL user and database are the postgres service's ({user}/{db})")
+                if pg_env.get("POSTGRES_HOST_AUTH_METHOD") != "trust":
+                    check(u["password"] == pg_env.get("POSTGRES_PASSWORD"),
+                          f"compose: {name} DATABASE_URL password is the postgres service's POSTGRES_PASSWORD")
+        if program == "flood":
+            cmd = info["command"]
+            url = cmd[cmd.index("--url") + 1] if "--url" in cmd and cmd.index("--url") + 1 < len(cmd) else ""
+            u = parse_url(url)
+            check(u is not None and u["host"] in producers and u["port"] is not None and int(u["port"]) == producers[u["host"]][0],
+                  f"compose: {name} --url is a producer service's HTTP_PORT ({url})")
+            check(bool(info["profiles"]), f"compose: {name} only runs when its profile is asked for")
+            check("producer" in deps, f"compose: {name} depends on the producer")
+    ok("compose: services and wiring checked")
+    return out
+
+
+# ------------------------------------------------------------------ Dockerfile
+
+def dockerfile_instructions(text):
+    """[(INSTRUCTION, argument)] with line continuations joined and comments dropped."""
+    out = []
+    current = ""
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if line.lstrip().startswith("#"):
+            continue  # comments, also inside continued instructions (Docker drops them too)
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        if current.strip():
+            parts = current.strip().split(None, 1)
+            out.append((parts[0].upper(), parts[1] if len(parts) > 1 else ""))
+        current = ""
+    if current.strip():
+        parts = current.strip().split(None, 1)
+        out.append((parts[0].upper(), parts[1] if len(parts) > 1 else ""))
+    return out
+
+
+def expand_args(text, args):
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), m.group(0)), text)
+
+
+def apt_packages(run):
+    pkgs = []
+    for m in re.finditer(r"apt-get\s+(?:-\S+\s+)*install\s+((?:[^&|;]|\|(?!\|))*)", run):
+        for word in m.group(1).split():
+            if not word.startswith("-"):
+                pkgs.append(word)
+    return pkgs
+
+
+def parse_dockerfile(path):
+    text = open(path).read()
+    args = {}
+    stages = []
+    for instr, arg in dockerfile_instructions(text):
+        if instr == "ARG" and not stages:
+            name, _, default = arg.partition("=")
+            args[name.strip()] = default.strip().strip('"')
+            continue
+        if instr == "FROM":
+            words = expand_args(arg, args).split()
+            words = [w for w in words if not w.startswith("--platform")]
+            stage = {"image": words[0], "name": words[2] if len(words) >= 3 and words[1].lower() == "as" else None,
+                     "instructions": []}
+            stages.append(stage)
+            continue
+        if stages:
+            stages[-1]["instructions"].append((instr, arg))
+    return stages
+
+
+@functools.lru_cache(maxsize=None)
+def dpkg_package(path):
+    candidates = [path, os.path.realpath(path)]
+    for p in list(candidates):
+        if p.startswith("/usr/"):
+            candidates.append(p[4:])
+        else:
+            candidates.append("/usr" + p)
+    for p in candidates:
+        r = subprocess.run(["dpkg", "-S", p], capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout.strip():
+            return r.stdout.split(":", 1)[0].strip()
+    return None
+
+
+def ldd(binary):
+    r = subprocess.run(["ldd", binary], capture_output=True, text=True)
+    libs = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*(\S+)\s+=>\s+(\S+)\s+\(", line)
+        if m:
+            libs[m.group(1)] = m.group(2)
+        else:
+            m = re.match(r"\s*(/\S+)\s+\(", line)
+            if m:
+                libs[os.path.basename(m.group(1))] = m.group(1)
+    return libs
+
+
+@functools.lru_cache(maxsize=None)
+def needed(path):
+    r = subprocess.run(["readelf", "-d", path], capture_output=True, text=True)
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", r.stdout)
+
+
+def depends_closure(packages):
+    """Every package the given ones pull in (per this Debian 12 machine's dpkg database)."""
+    seen = set()
+    todo = list(packages)
+    while todo:
+        pkg = todo.pop()
+        if pkg in seen:
+            continue
+        seen.add(pkg)
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Depends}, ${Pre-Depends}", pkg], capture_output=True, text=True)
+        if r.returncode != 0:
+            continue
+        for dep in re.split(r"[,|]", r.stdout):
+            dep = re.sub(r"\(.*?\)|:any|:\w+$", "", dep).strip()
+            if dep:
+                todo.append(dep)
+    return seen
+
+
+def is_swift_lib(path):
+    return "/lib/swift/linux/" in path
+
+
+def dockerfile_check(bindir):
+    path = os.path.join(ROOT, "Dockerfile")
+    if not check(os.path.exists(path), "Dockerfile: exists"):
+        return
+    stages = parse_dockerfile(path)
+    if not check(len(stages) >= 2, f"Dockerfile: multi-stage ({len(stages)} stages)"):
+        return
+    build = stages[0]
+    runtime = stages[-1]
+    check(re.match(r"^(docker\.io/(library/)?)?swift:[0-9.]+-bookworm$", build["image"]) is not None,
+          f"Dockerfile: builds on the official Swift image for Debian 12 ({build['image']})")
+    check(runtime["image"] in ("debian:bookworm-slim", "debian:12-slim"),
+          f"Dockerfile: runs on debian:bookworm-slim ({runtime['image']})")
+    build_runs = " ".join(a for i, a in build["instructions"] if i == "RUN")
+    build_pkgs = set(apt_packages(build_runs))
+    check({"libhiredis-dev", "libpq-dev", "libssl-dev"} <= build_pkgs,
+          f"Dockerfile: the build stage installs libhiredis-dev libpq-dev libssl-dev ({sorted(build_pkgs)})")
+    static = "--static-swift-stdlib" in build_runs
+    for product in ("producer", "listener"):
+        check(re.search(r"swift build[^&;]*-c release[^&;]*--product " + product, build_runs) is not None
+              or re.search(r"swift build[^&;]*--product " + product + r"[^&;]*-c release", build_runs) is not None,
+              f"Dockerfile: the build stage builds {product} in release")
+
+    rt = runtime["instructions"]
+    rt_runs = " ".join(a for i, a in rt if i == "RUN")
+    rt_pkgs = set(apt_packages(rt_runs))
+    check(bool(rt_pkgs), f"Dockerfile: runtime apt-get install line: {' '.join(sorted(rt_pkgs))}")
+    dev = sorted(p for p in rt_pkgs if p.endswith("-dev") or p.startswith("swift") or p in ("gcc", "clang", "build-essential"))
+    check(not dev, f"Dockerfile: the runtime stage installs no build packages ({dev})")
+    check("--no-install-recommends" in rt_runs and "rm -rf /var/lib/apt/lists" in rt_runs,
+          "Dockerfile: runtime apt-get uses --no-install-recommends and cleans its lists")
+    build_names = {build["name"], "0"} - {None}
+    copies = [a for i, a in rt if i == "COPY"]
+    from_build = [c for c in copies if any(f"--from={n}" in c for n in build_names)]
+    check(any("producer" in c for c in from_build) and any("listener" in c for c in from_build),
+          "Dockerfile: the runtime stage copies both binaries from the build stage (one image)")
+    swift_copy = any("lib/swift/linux" in c for c in from_build)
+    check(swift_copy or static, "Dockerfile: Swift runtime libraries copied from the build stage (lib/swift/linux) or a static stdlib")
+    users = [a.strip() for i, a in rt if i == "USER"]
+    check(bool(users) and users[-1].split(":")[0] not in ("root", "0"), f"Dockerfile: runs as a non-root user ({users[-1] if users else 'none'})")
+    hcs = [a for i, a in rt if i == "HEALTHCHECK"]
+    check(bool(hcs) and "/health" in hcs[-1] and "HTTP_PORT" in hcs[-1] and "PORT" in hcs[-1].replace("HTTP_PORT", ""),
+          "Dockerfile: HEALTHCHECK GETs /health on HTTP_PORT (producer) or PORT (listener)")
+    check("curl" in rt_pkgs or not any("curl" in h for h in hcs), "Dockerfile: curl (the healthcheck's client) is installed")
+    check(any(i in ("CMD", "ENTRYPOINT") for i, _ in rt), "Dockerfile: has a CMD or ENTRYPOINT")
+
+    # Libraries: ldd of the binaries vs the runtime packages.
+    closure = depends_closure(rt_pkgs)
+    for program in ("producer", "listener"):
+        binary = os.path.join(bindir, program)
+        if not check(os.access(binary, os.X_OK), f"Dockerfile: {binary} is built (for ldd)"):
+            continue
+        libs = ldd(binary)
+        if not check(bool(libs), f"Dockerfile: ldd {program} lists its libraries"):
+            continue
+        direct = set(needed(binary))
+        swift_libs = [p for p in libs.values() if is_swift_lib(p)]
+        if swift_libs and static:
+            fail(f"Dockerfile: static stdlib, yet the local {program} links the Swift runtime dynamically")
+        for lib in swift_libs:
+            direct |= set(needed(lib))  # copied, not apt-installed: their own deps must be explicit
+        problems = []
+        mapped = []
+        for soname, lpath in sorted(libs.items()):
+            if is_swift_lib(lpath) or soname.startswith("linux-vdso"):
+                continue
+            pkg = dpkg_package(lpath)
+            if pkg is None:
+                problems.append(f"{soname} ({lpath}) belongs to no Debian package")
+                continue
+            if pkg == "libc6":
+                continue
+            mapped.append(f"{soname}->{pkg}")
+            if soname in direct:
+                if pkg not in rt_pkgs:
+                    problems.append(f"{soname} is needed directly and comes from {pkg}, which the runtime stage does not install")
+            elif pkg not in closure:
+                problems.append(f"{soname} (loaded indirectly) comes from {pkg}, which no runtime package depends on")
+        check(not problems, f"Dockerfile: runtime packages cover ldd {program}: " + ("; ".join(problems) if problems else ", ".join(mapped)))
+
+
+def dockerignore_check():
+    path = os.path.join(ROOT, ".dockerignore")
+    if not check(os.path.exists(path), ".dockerignore: exists"):
+        return
+    patterns = []
+    for line in open(path):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            patterns.append(line)
+
+    def ignored(name):
+        result = False
+        for p in patterns:
+            negate = p.startswith("!")
+            p = p.lstrip("!").strip("/")
+            if p.startswith("**/"):
+                p2 = p[3:]
+                hit = fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(name, p2)
+            else:
+                hit = fnmatch.fnmatchcase(name, p) or name.startswith(p + "/")
+            if hit:
+                result = not negate
+        return result
+
+    for name in (".build", ".build-docker", ".build-bench-rel", ".build/debug/producer"):
+        check(ignored(name), f".dockerignore: keeps {name} out")
+    for name in ("Package.swift", "Sources", "Sources/Producer/main.swift", "Tests", "Tests/TestSupport/TestServers.swift", "Benchmarks"):
+        check(not ignored(name), f".dockerignore: keeps {name} in (Package.swift needs it)")
+
+
+def main():
+    argv = sys.argv[1:]
+    bindir = None
+    as_json = False
+    env = {}
+    while argv:
+        a = argv.pop(0)
+        if a == "--bin":
+            bindir = argv.pop(0)
+        elif a == "--json":
+            as_json = True
+        elif a == "--env":
+            k, _, v = argv.pop(0).partition("=")
+            env[k] = v
+        elif a == "--root":
+            global ROOT
+            ROOT = os.path.abspath(argv.pop(0))
+        else:
+            print(__doc__, file=sys.stderr)
+            sys.exit(2)
+    if bindir is None:
+        for candidate in (".build/release", ".build/debug"):
+            if os.access(os.path.join(ROOT, candidate, "listener"), os.X_OK):
+                bindir = os.path.join(ROOT, candidate)
+                break
+        else:
+            bindir = os.path.join(ROOT, ".build/release")
+
+    services = {}
+    compose_path = os.path.join(ROOT, "docker-compose.yml")
+    if check(os.path.exists(compose_path), "compose: docker-compose.yml exists"):
+        try:
+            raw = yaml.safe_load(open(compose_path))
+        except yaml.YAMLError as e:
+            fail(f"compose: not valid YAML: {e}")
+            raw = None
+        if raw is not None:
+            schema_check(raw)
+            doc = interpolate_tree(raw, env, "compose")
+            if isinstance(doc, dict) and isinstance(doc.get("services"), dict):
+                services = semantic_check(doc["services"], bindir)
+    dockerfile_check(bindir)
+    dockerignore_check()
+
+    if as_json:
+        print(json.dumps({"failures": failures, "passed": passed, "services": services, "bin": bindir}, indent=1))
+        return
+    for line in passed:
+        print("ok    " + line)
+    for line in failures:
+        print("FAIL  " + line)
+    print(f"check-containers: {len(passed)} ok, {len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
