@@ -1,32 +1,72 @@
 import Foundation
 
-/// `swift run -c release Benchmarks [micro] [--quick] [--only NAME]`
-/// Runs the micro suites, prints a live rate while each runs, then a table, and writes
-/// `.build/benchmarks/latest.json` (plus a timestamped copy).
+/// `swift run -c release Benchmarks [micro|e2e] [--quick] [--only SUITE] [--events N]
+/// [--listeners N] [--duplicates F] [--bin-dir DIR] [--output DIR]`
+/// With no mode: the micro suites, then the end-to-end run. Prints a live rate while each
+/// phase runs, then a table, and writes `.build/benchmarks/latest.json` (plus a timestamped
+/// copy) with every figure, the machine and the commit.
 struct Options {
     var quick = false
     var only: String?
-    var mode = "micro"
+    var mode = "all"
+    var e2e = E2EOptions()
+    var output = ".build/benchmarks"
+
+    static let usage = """
+        usage: Benchmarks [micro|e2e] [options]
+          (no mode)          the micro suites, then the end-to-end run
+          micro              the micro suites only
+          e2e                the end-to-end run only
+          --quick            shorter micro runs; e2e with 20,000 events (correctness only)
+          --only SUITE       one micro suite
+          --events N         e2e: events to publish (default 1,000,000)
+          --listeners N      e2e: listener processes (default 2)
+          --duplicates F     e2e: fraction of duplicate ids, 0 to <1 (default 0.1)
+          --latency-rate R   e2e: published events/s of the latency pass
+                             (default: half the rate the throughput pass sustained)
+          --bin-dir DIR      e2e: use DIR/producer and DIR/listener as they are
+                             (default: build the release ones; env DEDUP_BENCH_BIN_DIR)
+          --output DIR       where the JSON report goes (default .build/benchmarks)
+        """
 
     static func parse(_ arguments: [String], suites: [String]) -> Options {
         var options = Options()
         var i = 0
+        func value(_ name: String) -> String {
+            i += 1
+            guard i < arguments.count else { fail("\(name) needs a value (see --help)") }
+            return arguments[i]
+        }
         while i < arguments.count {
             let arg = arguments[i]
             switch arg {
             case "--quick": options.quick = true
-            case "--only":
-                i += 1
-                guard i < arguments.count else { fail("--only needs a suite name") }
-                options.only = arguments[i]
-            case "micro": options.mode = arg
+            case "--only": options.only = value(arg)
+            case "micro", "e2e": options.mode = arg
+            case "--events":
+                guard let n = Int(value(arg)), n >= 1_000, n <= 100_000_000 else { fail("--events must be 1000...100000000") }
+                options.e2e.events = n
+                options.e2e.eventsGiven = true
+            case "--listeners":
+                guard let n = Int(value(arg)), (1...26).contains(n) else { fail("--listeners must be 1...26") }
+                options.e2e.listeners = n
+            case "--duplicates":
+                guard let f = Double(value(arg)), f >= 0, f < 1 else { fail("--duplicates must be in [0, 1)") }
+                options.e2e.duplicates = f
+            case "--latency-rate":
+                guard let n = Int(value(arg)), n >= 1 else { fail("--latency-rate must be a positive number of events/s") }
+                options.e2e.latencyRate = n
+            case "--bin-dir": options.e2e.binDir = value(arg)
+            case "--output": options.output = value(arg)
             case "--help", "-h":
-                print("usage: Benchmarks [micro] [--quick] [--only SUITE]\nsuites: \(suites.joined(separator: ", "))")
+                print(usage + "\nmicro suites: \(suites.joined(separator: ", "))")
                 exit(0)
             default: fail("unknown argument '\(arg)' (see --help)")
             }
             i += 1
         }
+        options.e2e.quick = options.quick
+        if let only = options.only, !suites.contains(only) { fail("unknown suite '\(only)'; suites: \(suites.joined(separator: ", "))") }
         return options
     }
 }
@@ -45,21 +85,40 @@ struct MicroSuite {
 let microSuites: [MicroSuite] = registeredMicroSuites()
 
 let options = Options.parse(Array(CommandLine.arguments.dropFirst()), suites: microSuites.map(\.name))
+
 var report = BenchmarkReport()
 report.settings = ["quick": options.quick, "mode": options.mode]
-for suite in microSuites where options.only == nil || options.only == suite.name {
-    print("== \(suite.name) ==")
-    do {
-        report.add(try suite.run(options.quick))
-    } catch {
-        print("  \(suite.name) failed: \(error)")
-        report.add(SuiteResult(name: suite.name, figures: [], notes: ["failed: \(error)"]))
+if options.mode != "micro" {
+    report.settings["e2e_events"] = options.e2e.effectiveEvents
+    report.settings["e2e_listeners"] = options.e2e.listeners
+    report.settings["e2e_duplicates"] = options.e2e.duplicates
+    report.settings["command"] = (["Benchmarks"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+}
+if options.mode != "e2e" {
+    for suite in microSuites where options.only == nil || options.only == suite.name {
+        print("== \(suite.name) ==")
+        do {
+            report.add(try suite.run(options.quick))
+        } catch {
+            print("  \(suite.name) failed: \(error)")
+            report.add(SuiteResult(name: suite.name, figures: [], notes: ["failed: \(error)"]))
+        }
     }
 }
-report.printTable()
+var e2e: E2EOutcome?
+if options.mode != "micro" {
+    let outcome = runE2EBenchmark(options.e2e)
+    for suite in outcome.suites { report.add(suite) }
+    e2e = outcome
+}
+var micro = report
+micro.suites = report.suites.filter { !$0.name.hasPrefix("e2e_") }
+if !micro.suites.isEmpty { micro.printTable() }
+e2e?.printTable()
 do {
-    let path = try report.write()
+    let path = try report.write(to: options.output)
     print("\nwrote \(path)")
 } catch {
     fail("cannot write the JSON report: \(error)")
 }
+if let e2e, !(e2e.checksPassed && e2e.failures.isEmpty) { exit(1) }

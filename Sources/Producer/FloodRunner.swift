@@ -80,7 +80,9 @@ final class FloodRunner {
         while generated < plan.count && budget > 0 {
             guard let client = clients.min(by: { $0.inFlight < $1.inFlight }), client.isOpen,
                   client.inFlight < plan.pipeline else { break }
-            let n = min(plan.batch, plan.count - generated, max(budget, 1))
+            let n = min(plan.batch, plan.count - generated)
+            // Paced: wait until a whole batch is due, so --rate keeps --batch's POST size.
+            if budget < n { break }
             sendBatch(n, on: client)
             budget -= n
         }
