@@ -141,19 +141,26 @@ final class DedupEngine {
 
     private func sendClaims(_ round: ClaimRound) {
         claimRounds.append(round)
+        round.engine = self
         for i in 0..<round.events.count {
             round.events.withID(i) { ClaimValues.eventKey($0, into: &scratchKey) }
-            // The engine lives as long as its loop: a strong capture avoids unowned refcounting per event.
-            redis.set(scratchKey, values.claim, px: settings.lockTTLMillis, nx: true, get: true) { [self, round] result in
-                switch result {
-                case .success(.claimed): round.outcomes[i] = .claimed
-                case .success(.taken(let holder)): round.outcomes[i] = .taken(holder ?? [])
-                case .failure: round.outcomes[i] = .failed
-                }
-                round.remaining -= 1
-                if round.remaining == 0 { self.resolve(round) }
-            }
+            redis.claim(scratchKey, values.claim, px: settings.lockTTLMillis, sink: round, index: i)
         }
+    }
+
+    /// One claim answered (called by its round): the holder becomes an owner index, so
+    /// nothing is allocated per event.
+    fileprivate func claimAnswered(_ round: ClaimRound, _ index: Int, claimed: Bool, holder: UnsafeRawBufferPointer?,
+                                   error: RedisError?) {
+        if claimed {
+            round.outcomes[index] = .claimed
+        } else if let holder {
+            round.outcomes[index] = .held(watch.ownerIndex(of: holder))
+        } else {
+            round.outcomes[index] = .failed
+        }
+        round.remaining -= 1
+        if round.remaining == 0 { resolve(round) }
     }
 
     private func resolve(_ round: ClaimRound) {
@@ -172,11 +179,12 @@ final class DedupEngine {
                 } else {
                     eventLog.event("claimed", now: now, "claimed seq=\(round.events.seqs[i]) event_id=\(round.events.idString(i))")
                 }
-            case .taken(let holder):
+            case .held(let owner):
+                let holder = watch.ownerClaims[owner]
                 if ClaimValues.isDone(holder) || holder == values.claim {
                     duplicate(round.events, i, by: holder, now: now)
                 } else {
-                    watch.add(round.events, i, owner: holder, now: now)
+                    watch.add(round.events, i, owner: owner, now: now)
                 }
             case .failed, .pending:
                 retry.append(round.events, i)
@@ -416,9 +424,11 @@ final class DedupEngine {
 }
 
 /// One pipelined round of claims and its outcomes.
-final class ClaimRound {
-    enum Outcome { case pending, claimed, taken([UInt8]), failed }
+final class ClaimRound: RedisClaimSink {
+    enum Outcome { case pending, claimed, held(Int), failed }
     let events: EventSet
+    /// Set while the round is in flight (a cycle the last answer breaks).
+    var engine: DedupEngine?
     let recovery: Bool
     var outcomes: [Outcome]
     var remaining: Int
@@ -428,6 +438,12 @@ final class ClaimRound {
         self.recovery = recovery
         outcomes = Array(repeating: .pending, count: events.count)
         remaining = events.count
+    }
+
+    func redisClaim(_ index: Int, claimed: Bool, holder: UnsafeRawBufferPointer?, error: RedisError?) {
+        guard let engine else { return }
+        if remaining == 1 { self.engine = nil }
+        engine.claimAnswered(self, index, claimed: claimed, holder: holder, error: error)
     }
 }
 

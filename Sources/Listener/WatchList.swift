@@ -6,27 +6,31 @@ struct WatchList {
     private(set) var events = EventSet()
     private(set) var owners: [Int] = []
     private(set) var since: [UInt64] = []
-    /// Claim values of the owners seen, by index; with their last progress mark.
+    /// Values of the holders seen (claims and done markers), by index; with the progress
+    /// mark last read for each.
     private(set) var ownerClaims: [[UInt8]] = []
-    private var ownerIndex: [[UInt8]: Int] = [:]
+    private var lastOwner: Int?
     var progress: [UInt64] = []
 
     var count: Int { events.count }
     var isEmpty: Bool { events.isEmpty }
 
-    mutating func add(_ source: EventSet, _ index: Int, owner claim: [UInt8], now: UInt64) {
-        let owner: Int
-        // Consecutive events mostly share an owner: compare before hashing.
-        if let last = owners.last, ownerClaims[last] == claim {
-            owner = last
-        } else if let known = ownerIndex[claim] {
-            owner = known
-        } else {
-            owner = ownerClaims.count
-            ownerIndex[claim] = owner
-            ownerClaims.append(claim)
-            progress.append(0)
+    /// The index of a holder value (a claim or a done marker) in the owner table, added on
+    /// first sight. A linear scan: there are as many owners as instance runs, a handful,
+    /// and comparing bytes in place allocates nothing per event.
+    mutating func ownerIndex(of holder: UnsafeRawBufferPointer) -> Int {
+        if let last = lastOwner, ownerClaims[last].elementsEqual(holder) { return last }
+        for (index, claim) in ownerClaims.enumerated() where claim.elementsEqual(holder) {
+            lastOwner = index
+            return index
         }
+        ownerClaims.append(Array(holder))
+        progress.append(0)
+        lastOwner = ownerClaims.count - 1
+        return ownerClaims.count - 1
+    }
+
+    mutating func add(_ source: EventSet, _ index: Int, owner: Int, now: UInt64) {
         events.append(source, index)
         owners.append(owner)
         since.append(now)
@@ -52,10 +56,5 @@ struct WatchList {
         events = kept
         owners = keptOwners
         since = keptSince
-        if events.isEmpty && ownerClaims.count > 64 {
-            ownerClaims.removeAll()
-            ownerIndex.removeAll()
-            progress.removeAll()
-        }
     }
 }

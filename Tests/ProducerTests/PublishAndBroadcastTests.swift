@@ -20,7 +20,9 @@ final class PublishAndBroadcastTests: XCTestCase {
         }
         publisher.post("{\"event_id\":\"omitted\"}")
         publisher.post("[{\"event_id\":\"b1\",\"payload\":1},{\"event_id\":\"b2\",\"payload\":2},{\"event_id\":\"b3\"}]")
-        XCTAssertTrue(loop.run(timeout: .seconds(10)) { subscriber.seqs.count == payloads.count + 4 })
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) {
+            subscriber.seqs.count == payloads.count + 4 && publisher.answers.count == payloads.count + 2
+        })
         XCTAssertEqual(publisher.answers.map(\.status), Array(repeating: 202, count: payloads.count + 2))
         XCTAssertEqual(publisher.answers.last?.bodyString, "{\"accepted\":3,\"first_seq\":9,\"last_seq\":11}")
         XCTAssertEqual(subscriber.seqs, Array(1...UInt64(payloads.count + 4)))

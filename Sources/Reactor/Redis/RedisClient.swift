@@ -209,6 +209,7 @@ public final class RedisClient {
         switch completion {
         case .reply(let done): done(.failure(error))
         case .set(_, let done): done(.failure(error))
+        case .claim(let sink, let index): sink.redisClaim(index, claimed: false, holder: nil, error: error)
         case .bytes(let done): done(.failure(error))
         case .integer(let done): done(.failure(error))
         case .bool(let done): done(.failure(error))
@@ -257,6 +258,13 @@ public final class RedisClient {
             case HiredisReplyType.null: done(.success(flags.nx && !flags.get ? .taken(nil) : .claimed))
             case HiredisReplyType.string: done(.success(flags.nx ? .taken(Array(reply.payload)) : .claimed))
             default: done(.failure(.unexpectedReply("SET answered \(reply.summary)")))
+            }
+        case .claim(let sink, let index):
+            switch type {
+            case HiredisReplyType.null, HiredisReplyType.status: sink.redisClaim(index, claimed: true, holder: nil, error: nil)
+            case HiredisReplyType.string: sink.redisClaim(index, claimed: false, holder: reply.payload, error: nil)
+            default:
+                sink.redisClaim(index, claimed: false, holder: nil, error: .unexpectedReply("SET NX GET answered \(reply.summary)"))
             }
         case .bytes(let done):
             switch type {
@@ -520,6 +528,7 @@ struct PendingCommand {
 /// closure is stored as is instead of being wrapped in another closure.
 enum RedisCompletion {
     case reply((Result<RedisReply, RedisError>) -> Void)
+    case claim(RedisClaimSink, Int)
     case set(RedisSetFlags, (Result<RedisSetResult, RedisError>) -> Void)
     case bytes((Result<[UInt8]?, RedisError>) -> Void)
     case integer((Result<Int64, RedisError>) -> Void)

@@ -196,3 +196,27 @@ extension RedisClient {
         submit(.reply(completion))
     }
 }
+
+/// Receives the outcomes of many claims through one object, instead of a closure (an
+/// allocation) per command: the listener's claim round is such a sink.
+public protocol RedisClaimSink: AnyObject {
+    /// Claim `index` completed: `claimed` when the key was free and is now ours; otherwise
+    /// `holder` is the value that holds it (valid only during the call), or `error` says
+    /// why there is no answer.
+    func redisClaim(_ index: Int, claimed: Bool, holder: UnsafeRawBufferPointer?, error: RedisError?)
+}
+
+extension RedisClient {
+    /// `SET key value PX px NX GET` (Redis 7), answered to `sink` with `index`.
+    public func claim<K: RedisArgument, V: RedisArgument>(_ key: K, _ value: V, px: Int, sink: RedisClaimSink, index: Int) {
+        encoder.beginCommand(argumentCount: 7)
+        encoder.argument("SET")
+        key.withRedisBytes { encoder.argument($0) }
+        value.withRedisBytes { encoder.argument($0) }
+        encoder.argument("PX")
+        encoder.argument(decimal: px)
+        encoder.argument("NX")
+        encoder.argument("GET")
+        submit(.claim(sink, index))
+    }
+}
