@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "CAllocCounter"),
         .executableTarget(
             name: "Benchmarks",
-            dependencies: ["Reactor", "CAllocCounter", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["Reactor", "CAllocCounter", "TestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Benchmarks"
         ),
         .target(

@@ -1,120 +1,10 @@
 import Foundation
 import Glibc
+import TestSupport
 
 /// The real servers the benchmarks start for themselves (Redis and PostgreSQL, each on a
 /// free port in its own temp dir), shared by the micro suites and the end-to-end run, plus
 /// the child-process bookkeeping that makes sure nothing outlives the benchmark.
-enum BenchProcesses {
-    /// Child pids to kill if the benchmark exits early (a fixed C array: the signal
-    /// handler may read it).
-    private static let slots = 64
-    nonisolated(unsafe) private static let pids: UnsafeMutablePointer<pid_t> = {
-        let p = UnsafeMutablePointer<pid_t>.allocate(capacity: slots)
-        p.initialize(repeating: 0, count: slots)
-        return p
-    }()
-    nonisolated(unsafe) private static var installed = false
-
-    /// Remembers `pid` so an interrupted or crashed benchmark kills it on the way out.
-    static func track(_ pid: pid_t) {
-        installHandlers()
-        for i in 0..<slots where pids[i] == 0 {
-            pids[i] = pid
-            return
-        }
-    }
-
-    static func untrack(_ pid: pid_t) {
-        for i in 0..<slots where pids[i] == pid { pids[i] = 0 }
-    }
-
-    /// SIGKILLs every tracked child (async-signal-safe: reads the C array, calls kill).
-    static func killAll() {
-        for i in 0..<slots where pids[i] > 0 {
-            kill(pids[i], SIGKILL)
-            pids[i] = 0
-        }
-    }
-
-    private static func installHandlers() {
-        guard !installed else { return }
-        installed = true
-        _ = pids
-        atexit { BenchProcesses.killAll() }
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal(sig) { signo in
-                BenchProcesses.killAll()
-                _exit(128 + signo)
-            }
-        }
-    }
-
-    /// Finds an executable in the usual places, then on PATH.
-    static func find(_ name: String, in dirs: [String] = ["/usr/bin", "/usr/local/bin"]) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        for dir in dirs + path.split(separator: ":").map(String.init) {
-            if FileManager.default.isExecutableFile(atPath: dir + "/" + name) { return dir + "/" + name }
-        }
-        return nil
-    }
-
-    /// Runs a command to completion; returns its status and combined output.
-    @discardableResult
-    static func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
-    /// A port nobody listens on right now.
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
-    /// True when something accepts TCP connections on 127.0.0.1:`port`.
-    static func accepts(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
-    }
-
-    static func makeTempDir(_ prefix: String) -> String {
-        var template = Array("/tmp/dedup-bench-\(prefix)-XXXXXX".utf8CString)
-        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
-    }
-}
-
-enum BenchServerError: Error, CustomStringConvertible {
-    case missing(String)
-    case failed(String)
-    var description: String {
-        switch self {
-        case .missing(let s), .failed(let s): return s
-        }
-    }
-}
-
 /// A redis-server child on a free port in its own temp dir (no persistence), killed when
 /// the benchmark ends.
 final class BenchRedisServer {
@@ -129,29 +19,29 @@ final class BenchRedisServer {
         + "(Debian/Ubuntu; it brings redis-benchmark and redis-cli too)"
 
     static func version() -> String {
-        guard let binary = BenchProcesses.find("redis-server") else { return "?" }
-        guard let (_, text) = try? BenchProcesses.run(binary, ["--version"]) else { return "?" }
+        guard let binary = TestServers.findExecutable("redis-server") else { return "?" }
+        guard let (_, text) = try? TestServers.run(binary, ["--version"]) else { return "?" }
         // "Redis server v=7.0.15 sha=..." -> "7.0.15"
         return text.split(separator: " ").first { $0.hasPrefix("v=") }.map { String($0.dropFirst(2)) } ?? "?"
     }
 
     init() throws {
-        guard let binary = BenchProcesses.find("redis-server") else {
-            throw BenchServerError.missing("redis-server not found: " + Self.installHint)
+        guard let binary = TestServers.findExecutable("redis-server") else {
+            throw TestServerError.missing("redis-server not found: " + Self.installHint)
         }
-        port = BenchProcesses.freePort()
-        dir = BenchProcesses.makeTempDir("redis")
+        port = TestServers.freePort()
+        dir = TestServers.makeTempDir("redis")
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", dir, "--logfile", dir + "/redis.log"]
         try process.run()
-        BenchProcesses.track(process.processIdentifier)
+        TestServers.track(process.processIdentifier)
         for _ in 0..<200 {
-            if BenchProcesses.accepts(port) { return }
+            if TestServers.accepts(port) { return }
             usleep(25_000)
         }
         stop()
-        throw BenchServerError.failed("redis-server did not listen on \(port)")
+        throw TestServerError.failed("redis-server did not listen on \(port)")
     }
 
     deinit { stop() }
@@ -160,26 +50,26 @@ final class BenchRedisServer {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        BenchProcesses.untrack(process.processIdentifier)
+        TestServers.untrack(process.processIdentifier)
         _ = try? FileManager.default.removeItem(atPath: dir)
     }
 
     /// Runs redis-cli against this server; returns its output, trimmed.
     @discardableResult
     func cli(_ arguments: String...) throws -> String {
-        guard let binary = BenchProcesses.find("redis-cli") else {
-            throw BenchServerError.missing("redis-cli not found: " + Self.installHint)
+        guard let binary = TestServers.findExecutable("redis-cli") else {
+            throw TestServerError.missing("redis-cli not found: " + Self.installHint)
         }
-        let (status, out) = try BenchProcesses.run(binary, ["-h", "127.0.0.1", "-p", "\(port)"] + arguments)
-        guard status == 0 else { throw BenchServerError.failed("redis-cli \(arguments.joined(separator: " ")): \(out)") }
+        let (status, out) = try TestServers.run(binary, ["-h", "127.0.0.1", "-p", "\(port)"] + arguments)
+        guard status == 0 else { throw TestServerError.failed("redis-cli \(arguments.joined(separator: " ")): \(out)") }
         return out.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Runs `redis-benchmark -P 64 -n commands -r randomKeys SET key:__rand_int__ x PX 30000 NX`
     /// (50 connections, its default), echoing its live rate line; returns requests per second.
     func redisBenchmark(commands: Int, randomKeys: Int = 1_000_000) throws -> Double {
-        guard let binary = BenchProcesses.find("redis-benchmark") else {
-            throw BenchServerError.missing("redis-benchmark not found: " + Self.installHint)
+        guard let binary = TestServers.findExecutable("redis-benchmark") else {
+            throw TestServerError.missing("redis-benchmark not found: " + Self.installHint)
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
@@ -216,7 +106,7 @@ final class BenchRedisServer {
                 .last(where: { $0.contains("requests per second") }),
               let colon = final.range(of: ": ", options: .backwards, range: final.startIndex..<final.range(of: "requests")!.lowerBound),
               let rate = Double(final[colon.upperBound...].split(separator: " ").first ?? "") else {
-            throw BenchServerError.failed("cannot read redis-benchmark's result: \(output.suffix(300))")
+            throw TestServerError.failed("cannot read redis-benchmark's result: \(output.suffix(300))")
         }
         print("  redis-benchmark: \(Int(rate)) cmds/s (-P 64, -r \(randomKeys), 50 connections)")
         return rate
@@ -244,19 +134,19 @@ final class BenchPostgresServer {
     init() throws {
         let candidates = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
         guard let bin = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") }) else {
-            throw BenchServerError.missing("PostgreSQL server binaries (initdb, postgres) not found under /usr/lib/postgresql: "
+            throw TestServerError.missing("PostgreSQL server binaries (initdb, postgres) not found under /usr/lib/postgresql: "
                                            + Self.installHint)
         }
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
-            throw BenchServerError.missing("setpriv not found (util-linux): needed to run PostgreSQL as the postgres user")
+            throw TestServerError.missing("setpriv not found (util-linux): needed to run PostgreSQL as the postgres user")
         }
         binDir = bin
-        port = BenchProcesses.freePort()
-        dir = BenchProcesses.makeTempDir("pg")
-        try BenchProcesses.run("/bin/chown", ["-R", "postgres", dir])
-        let (status, out) = try BenchProcesses.run("/usr/sbin/runuser", ["-u", "postgres", "--", bin + "/initdb", "-D", dir + "/data",
+        port = TestServers.freePort()
+        dir = TestServers.makeTempDir("pg")
+        try TestServers.run("/bin/chown", ["-R", "postgres", dir])
+        let (status, out) = try TestServers.run("/usr/sbin/runuser", ["-u", "postgres", "--", bin + "/initdb", "-D", dir + "/data",
                                                                           "-A", "trust", "-U", "postgres", "--no-sync"])
-        guard status == 0 else { throw BenchServerError.failed("initdb failed: \(out)") }
+        guard status == 0 else { throw TestServerError.failed("initdb failed: \(out)") }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         process.arguments = ["--reuid=postgres", "--regid=postgres", "--init-groups", "--",
@@ -268,10 +158,10 @@ final class BenchPostgresServer {
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        BenchProcesses.track(process.processIdentifier)
+        TestServers.track(process.processIdentifier)
         self.process = process
         for _ in 0..<300 {
-            let (ok, out) = try BenchProcesses.run(bin + "/psql", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-XAtq",
+            let (ok, out) = try TestServers.run(bin + "/psql", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-XAtq",
                                                                    "-c", "SHOW server_version"])
             if ok == 0 {
                 version = out.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -280,15 +170,15 @@ final class BenchPostgresServer {
             usleep(100_000)
         }
         stop()
-        throw BenchServerError.failed("postgres on \(port) did not start")
+        throw TestServerError.failed("postgres on \(port) did not start")
     }
 
     func stop() {
         guard let process else { return }
-        _ = try? BenchProcesses.run("/usr/sbin/runuser", ["-u", "postgres", "--", binDir + "/pg_ctl", "-D", dir + "/data",
+        _ = try? TestServers.run("/usr/sbin/runuser", ["-u", "postgres", "--", binDir + "/pg_ctl", "-D", dir + "/data",
                                                           "-m", "fast", "stop"])
         process.waitUntilExit()
-        BenchProcesses.untrack(process.processIdentifier)
+        TestServers.untrack(process.processIdentifier)
         self.process = nil
         _ = try? FileManager.default.removeItem(atPath: dir)
     }
@@ -298,9 +188,9 @@ final class BenchPostgresServer {
     /// Runs SQL with psql; returns its unaligned, tuples-only output.
     @discardableResult
     func psql(_ sql: String) throws -> String {
-        let (status, out) = try BenchProcesses.run(binDir + "/psql", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres",
+        let (status, out) = try TestServers.run(binDir + "/psql", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres",
                                                                       "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        guard status == 0 else { throw BenchServerError.failed("psql: \(out)") }
+        guard status == 0 else { throw TestServerError.failed("psql: \(out)") }
         return out.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

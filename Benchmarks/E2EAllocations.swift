@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Glibc
 
 /// Exact heap allocations inside the listener processes, without touching the listener's
@@ -16,14 +17,14 @@ struct ListenerAllocationCounter {
         let counter = root + "/Sources/CAllocCounter/counter.c"
         let include = root + "/Sources/CAllocCounter/include"
         guard FileManager.default.fileExists(atPath: counter) else { return (nil, "\(counter) not found") }
-        guard let cc = BenchProcesses.find("cc") ?? BenchProcesses.find("clang") ?? BenchProcesses.find("gcc") else {
+        guard let cc = TestServers.findExecutable("cc") ?? TestServers.findExecutable("clang") ?? TestServers.findExecutable("gcc") else {
             return (nil, "no C compiler (cc, clang, gcc) to build the preload counter")
         }
         let export = dir + "/alloc_export.c"
         let library = dir + "/liballoccount.so"
         do {
             try exportSource.write(toFile: export, atomically: true, encoding: .utf8)
-            let (status, out) = try BenchProcesses.run(cc, ["-O2", "-shared", "-fPIC", "-I", include, "-o", library,
+            let (status, out) = try TestServers.run(cc, ["-O2", "-shared", "-fPIC", "-I", include, "-o", library,
                                                             counter, export, "-lpthread"])
             guard status == 0 else { return (nil, "building the preload counter failed: \(out.prefix(300))") }
         } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Glibc
 import Histogram
 import Reactor
@@ -168,7 +169,7 @@ func runE2EBenchmark(_ options: E2EOptions) -> E2EOutcome {
 private final class E2ERun {
     let options: E2EOptions
     let events: Int
-    let dir = BenchProcesses.makeTempDir("e2e")
+    let dir = TestServers.makeTempDir("e2e")
     var keepDir = false
 
     init(options: E2EOptions, events: Int) {
@@ -184,8 +185,8 @@ private final class E2ERun {
 
     func run(into outcome: inout E2EOutcome) throws {
         // Everything it needs, before starting anything.
-        for tool in ["redis-server", "redis-benchmark", "redis-cli"] where BenchProcesses.find(tool) == nil {
-            throw BenchServerError.missing("\(tool) not found: " + BenchRedisServer.installHint)
+        for tool in ["redis-server", "redis-benchmark", "redis-cli"] where TestServers.findExecutable(tool) == nil {
+            throw TestServerError.missing("\(tool) not found: " + BenchRedisServer.installHint)
         }
         let binaries = try E2EBinaries.locate(binDir: options.binDir)
         print("  producer and listener: \(binaries.origin)")
@@ -338,7 +339,7 @@ private final class E2ERun {
         let durableURL = postgres.url + "?options=-c%20synchronous_commit%3Don"
         let check = try BenchSQL(url: durableURL)
         let setting = try check.query("SHOW synchronous_commit").string(0, 0) ?? "?"
-        guard setting == "on" else { throw BenchServerError.failed("the durable URL gives synchronous_commit=\(setting), not on") }
+        guard setting == "on" else { throw TestServerError.failed("the durable URL gives synchronous_commit=\(setting), not on") }
         let durable = try pass(name: "durable", events: durableEvents, rate: 0, system: system, sql: sql, redis: redis,
                                postgres: postgres, counter: nil, databaseURL: durableURL)
         if !durable.exactlyOnce { outcome.checksPassed = false; outcome.failures.append("durable pass: \(durable.checkDescription)") }
@@ -377,7 +378,7 @@ private final class E2ERun {
         let rate = Double(rows) / (monotonicSeconds() - start)
         live.finish(done)
         let stored = try sql.int("SELECT count(*) FROM ceiling_events")
-        guard stored == rows else { throw BenchServerError.failed("server-side insert stored \(stored) of \(rows) rows") }
+        guard stored == rows else { throw TestServerError.failed("server-side insert stored \(stored) of \(rows) rows") }
         try sql.execute("DROP TABLE ceiling_events")
         print("  server-side insert: \(fmtRate(rate)) rows/s")
         return rate
@@ -404,7 +405,7 @@ private final class E2ERun {
         }
         try startSystem(system, pass: name, databaseURL: databaseURL, env: env, countsFiles: countsFiles)
         defer { system.stop() }
-        guard let producer = system.producer else { throw BenchServerError.failed("no producer") }
+        guard let producer = system.producer else { throw TestServerError.failed("no producer") }
         let listeners = system.listeners
 
         var result = PassResult()
@@ -414,7 +415,7 @@ private final class E2ERun {
         if !countsFiles.isEmpty {
             for file in countsFiles {
                 guard let counts = ListenerAllocationCounter.settledRead(file) else {
-                    throw BenchServerError.failed("the listener allocation counter does not publish (\(file))")
+                    throw TestServerError.failed("the listener allocation counter does not publish (\(file))")
                 }
                 allocationsBefore.append(counts)
             }
@@ -437,7 +438,7 @@ private final class E2ERun {
         flood.standardOutput = FileHandle(forWritingAtPath: floodOut)
         flood.standardError = FileHandle(forWritingAtPath: floodErr)
         try flood.run()
-        BenchProcesses.track(flood.processIdentifier)
+        TestServers.track(flood.processIdentifier)
 
         var line = PhaseLine()
         var summary: [String: Any]?
@@ -450,14 +451,14 @@ private final class E2ERun {
         while true {
             if summary == nil && !flood.isRunning {
                 flood.waitUntilExit()
-                BenchProcesses.untrack(flood.processIdentifier)
+                TestServers.untrack(flood.processIdentifier)
                 floodEndedWall = wallNanos()
                 result.floodCPU = ProcStats.childrenCPU() - cpuBefore.children
                 let data = (try? Data(contentsOf: URL(fileURLWithPath: floodOut))) ?? Data()
                 guard flood.terminationStatus == 0,
                       let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
                     let err = (try? String(contentsOfFile: floodErr, encoding: .utf8)) ?? ""
-                    throw BenchServerError.failed("producer flood failed (status \(flood.terminationStatus)): "
+                    throw TestServerError.failed("producer flood failed (status \(flood.terminationStatus)): "
                                                   + "\(String(decoding: data, as: UTF8.self)) \(err.suffix(500))")
                 }
                 summary = json
@@ -481,11 +482,11 @@ private final class E2ERun {
             } else if monotonicSeconds() - lastProgress > stallLimit {
                 keepDir = true
                 let tails = ([producer] + listeners).map { "\($0.name): \($0.logTail(5))" }.joined(separator: "\n  ")
-                throw BenchServerError.failed("\(name) pass stalled: \(stored) rows stored, nothing new for \(Int(stallLimit)) s; logs in \(dir)\n  \(tails)")
+                throw TestServerError.failed("\(name) pass stalled: \(stored) rows stored, nothing new for \(Int(stallLimit)) s; logs in \(dir)\n  \(tails)")
             }
             for service in [producer] + listeners where !service.isRunning {
                 keepDir = true
-                throw BenchServerError.failed("\(service.name) exited during the \(name) pass: \(service.logTail())")
+                throw TestServerError.failed("\(service.name) exited during the \(name) pass: \(service.logTail())")
             }
             usleep(100_000)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Glibc
 
 /// A service binary (producer or listener) as a child process, its output in a log file.
@@ -23,7 +24,7 @@ final class E2EService {
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        BenchProcesses.track(process.processIdentifier)
+        TestServers.track(process.processIdentifier)
     }
 
     var pid: pid_t { process.processIdentifier }
@@ -52,7 +53,7 @@ final class E2EService {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
         }
-        BenchProcesses.untrack(process.processIdentifier)
+        TestServers.untrack(process.processIdentifier)
         return process.terminationStatus
     }
 }
@@ -80,18 +81,18 @@ final class E2ESystem {
     /// (or overrides) the listeners' settings.
     func start(pass: String, listenerCount: Int, databaseURL: String? = nil, listenerEnvironment: [String: String] = [:],
                perListenerEnvironment: [[String: String]] = []) throws {
-        httpPort = BenchProcesses.freePort()
-        wsPort = BenchProcesses.freePort()
+        httpPort = TestServers.freePort()
+        wsPort = TestServers.freePort()
         let producer = try E2EService(
             name: "producer", binary: binaries.producer, log: dir + "/\(pass)-producer.log",
             environment: ["HTTP_PORT": "\(httpPort)", "WS_PORT": "\(wsPort)", "HOST": "127.0.0.1", "LOG_LEVEL": "warning"],
             port: httpPort)
         self.producer = producer
-        try waitFor(20, what: "the producer to listen on \(httpPort)", service: producer) { BenchProcesses.accepts(self.httpPort) }
+        try waitFor(20, what: "the producer to listen on \(httpPort)", service: producer) { TestServers.accepts(self.httpPort) }
         listeners = []
         for i in 0..<listenerCount {
             let id = "bench-\(Character(UnicodeScalar(UInt8(65 + i % 26))))\(i >= 26 ? String(i) : "")"
-            let port = BenchProcesses.freePort()
+            let port = TestServers.freePort()
             var env = ["INSTANCE_ID": id, "PORT": "\(port)", "HOST": "127.0.0.1", "PRODUCER_URL": "ws://127.0.0.1:\(wsPort)/",
                        "REDIS_URL": redisURL, "DATABASE_URL": databaseURL ?? self.databaseURL, "LOG_LEVEL": "warning"]
             env.merge(listenerEnvironment) { $1 }
@@ -120,11 +121,11 @@ final class E2ESystem {
         while monotonicSeconds() < deadline {
             if condition() { return }
             if !service.isRunning {
-                throw BenchServerError.failed("\(service.name) exited (status \(service.process.terminationStatus)) while waiting for \(what); its log:\n    \(service.logTail())")
+                throw TestServerError.failed("\(service.name) exited (status \(service.process.terminationStatus)) while waiting for \(what); its log:\n    \(service.logTail())")
             }
             usleep(50_000)
         }
-        throw BenchServerError.failed("timed out waiting for \(what); \(service.name)'s log:\n    \(service.logTail())")
+        throw TestServerError.failed("timed out waiting for \(what); \(service.name)'s log:\n    \(service.logTail())")
     }
 }
 
@@ -143,16 +144,16 @@ struct E2EBinaries {
         if let binDir = binDir ?? ProcessInfo.processInfo.environment["DEDUP_BENCH_BIN_DIR"] {
             let producer = binDir + "/producer", listener = binDir + "/listener"
             for path in [producer, listener] where !FileManager.default.isExecutableFile(atPath: path) {
-                throw BenchServerError.missing("\(path) not found (--bin-dir \(binDir))")
+                throw TestServerError.missing("\(path) not found (--bin-dir \(binDir))")
             }
             return E2EBinaries(producer: producer, listener: listener, origin: "given: \(binDir)", packageRoot: root?.path)
         }
         guard let root else {
-            throw BenchServerError.missing("cannot find the package (Package.swift) to build the release producer and listener; "
+            throw TestServerError.missing("cannot find the package (Package.swift) to build the release producer and listener; "
                                            + "run from the package directory or pass --bin-dir DIR")
         }
-        guard let swift = BenchProcesses.find("swift") else {
-            throw BenchServerError.missing("swift not found on PATH: build the release producer and listener yourself and pass --bin-dir DIR")
+        guard let swift = TestServers.findExecutable("swift") else {
+            throw TestServerError.missing("swift not found on PATH: build the release producer and listener yourself and pass --bin-dir DIR")
         }
         var scratch: [String] = []
         if let path = root.scratch { scratch = ["--scratch-path", path] }
@@ -161,14 +162,14 @@ struct E2EBinaries {
             print("  building: swift \(command.joined(separator: " "))")
             let (status, output) = try runBuild(swift, command, in: root.path)
             guard status == 0 else {
-                throw BenchServerError.failed("building \(product) failed (status \(status)):\n\(output.suffix(2_000))")
+                throw TestServerError.failed("building \(product) failed (status \(status)):\n\(output.suffix(2_000))")
             }
         }
         let (status, out) = try runBuild(swift, ["build", "-c", "release"] + scratch + ["--show-bin-path"], in: root.path, echo: false)
         let bin = out.split(separator: "\n").last.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
         guard status == 0, FileManager.default.isExecutableFile(atPath: bin + "/producer"),
               FileManager.default.isExecutableFile(atPath: bin + "/listener") else {
-            throw BenchServerError.failed("release producer and listener not found after building (bin path '\(bin)')")
+            throw TestServerError.failed("release producer and listener not found after building (bin path '\(bin)')")
         }
         return E2EBinaries(producer: bin + "/producer", listener: bin + "/listener",
                            origin: "release, \(bin)", packageRoot: root.path)
@@ -205,7 +206,7 @@ struct E2EBinaries {
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
-        BenchProcesses.track(process.processIdentifier)
+        TestServers.track(process.processIdentifier)
         var output = ""
         while true {
             let data = pipe.fileHandleForReading.availableData
@@ -222,7 +223,7 @@ struct E2EBinaries {
             }
         }
         process.waitUntilExit()
-        BenchProcesses.untrack(process.processIdentifier)
+        TestServers.untrack(process.processIdentifier)
         return (process.terminationStatus, output)
     }
 }

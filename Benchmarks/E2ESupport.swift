@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Glibc
 import Reactor
 
@@ -120,7 +121,7 @@ final class BenchSQL {
         configuration.operationTimeout = .seconds(600)
         connection = try PostgresConnection(loop: loop, configuration: configuration)
         guard loop.run(timeout: .seconds(15), until: { connection.state == .up }) else {
-            throw BenchServerError.failed("cannot connect to PostgreSQL: \(String(describing: connection.lastError))")
+            throw TestServerError.failed("cannot connect to PostgreSQL: \(String(describing: connection.lastError))")
         }
     }
 
@@ -130,11 +131,11 @@ final class BenchSQL {
         var outcome: Result<PostgresResult, PostgresError>?
         connection.query(sql) { outcome = $0 }
         guard loop.run(timeout: .seconds(900), until: { outcome != nil }) else {
-            throw BenchServerError.failed("SQL timed out: \(sql.prefix(120))")
+            throw TestServerError.failed("SQL timed out: \(sql.prefix(120))")
         }
         switch outcome! {
         case .success(let result): return result
-        case .failure(let error): throw BenchServerError.failed("SQL failed (\(error)): \(sql.prefix(200))")
+        case .failure(let error): throw TestServerError.failed("SQL failed (\(error)): \(sql.prefix(200))")
         }
     }
 

@@ -23,23 +23,14 @@ public enum TestServers {
     /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
     public static func waitForPort(_ port: Int, timeout: TimeInterval = 30) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            addr.sin_port = UInt16(port).bigEndian
-            let rc = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            close(fd)
-            if rc == 0 { return true }
+        repeat {
+            if accepts(port) { return true }
             usleep(50_000)
-        }
+        } while Date() < deadline
         return false
     }
 
-    public static func findExecutable(_ name: String, in dirs: [String]) -> String? {
+    public static func findExecutable(_ name: String, in dirs: [String] = ["/usr/bin", "/usr/local/bin"]) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         for dir in dirs + path.split(separator: ":").map(String.init) {
             let candidate = dir + "/" + name
@@ -70,23 +61,61 @@ public enum TestServers {
         return dir
     }
 
-    private static let started = Mutex<[Int32]>([])
+    /// Child pids to kill when this process exits or is interrupted, in a fixed C array
+    /// a signal handler may read.
+    private static let slots = 128
+    nonisolated(unsafe) private static let pids: UnsafeMutablePointer<pid_t> = {
+        let p = UnsafeMutablePointer<pid_t>.allocate(capacity: slots)
+        p.initialize(repeating: 0, count: slots)
+        return p
+    }()
+    nonisolated(unsafe) private static var handlersInstalled = false
 
-    /// Remembers a child pid to kill when the test process exits.
+    /// Remembers a child pid so an exit, a crash report or Ctrl-C takes the server down too.
     public static func track(_ pid: Int32) {
-        let first = started.withLock { pids -> Bool in
-            pids.append(pid)
-            return pids.count == 1
-        }
-        if first {
-            atexit {
-                for pid in TestServers.started.withLock({ $0 }) { kill(pid, SIGKILL) }
-            }
+        installHandlers()
+        for i in 0..<slots where pids[i] == 0 {
+            pids[i] = pid
+            return
         }
     }
 
     public static func untrack(_ pid: Int32) {
-        started.withLock { $0.removeAll { $0 == pid } }
+        for i in 0..<slots where pids[i] == pid { pids[i] = 0 }
+    }
+
+    /// SIGKILLs every tracked child (async-signal-safe: reads the C array, calls kill).
+    public static func killAll() {
+        for i in 0..<slots where pids[i] > 0 {
+            kill(pids[i], SIGKILL)
+            pids[i] = 0
+        }
+    }
+
+    private static func installHandlers() {
+        guard !handlersInstalled else { return }
+        handlersInstalled = true
+        _ = pids
+        atexit { TestServers.killAll() }
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig) { signo in
+                TestServers.killAll()
+                _exit(128 + signo)
+            }
+        }
+    }
+
+    /// True when something accepts TCP connections on 127.0.0.1:`port` right now.
+    public static func accepts(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 }
 
