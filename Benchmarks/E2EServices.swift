@@ -2,70 +2,23 @@ import Foundation
 import TestSupport
 import Glibc
 
-/// A service binary (producer or listener) as a child process, its output in a log file.
-final class E2EService {
-    let name: String
-    let process = Process()
-    let logPath: String
-    let port: Int
-
-    init(name: String, binary: String, arguments: [String] = [], log: String, environment: [String: String], port: Int) throws {
-        self.name = name
-        self.port = port
-        logPath = log
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = FileHandle(forWritingAtPath: log)!
-        handle.seekToEndOfFile()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env.merge(environment) { $1 }
-        process.environment = env
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        TestServers.track(process.processIdentifier)
-    }
-
-    var pid: pid_t { process.processIdentifier }
-    var isRunning: Bool { process.isRunning }
-
-    /// The last lines of the log, for error messages.
-    func logTail(_ lines: Int = 8) -> String {
-        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").suffix(lines).joined(separator: "\n    ")
-    }
-
+/// What the end-to-end run asks of a service process.
+extension ServiceProcess {
     func metrics() -> [String: Double]? {
         guard let (status, body) = blockingGet(port: port, path: "/metrics"), status == 200 else { return nil }
         return parseMetrics(body)
     }
 
     func healthy() -> Bool { blockingGet(port: port, path: "/health", timeoutSeconds: 1)?.status == 200 }
-
-    /// SIGTERM, then SIGKILL after `grace` seconds; returns the exit status.
-    @discardableResult
-    func terminate(grace: Double = 20) -> Int32 {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            let deadline = monotonicSeconds() + grace
-            while process.isRunning && monotonicSeconds() < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
-        TestServers.untrack(process.processIdentifier)
-        return process.terminationStatus
-    }
 }
 
-/// The producer and N listeners, started against the benchmark's Redis and PostgreSQL.
 final class E2ESystem {
     let binaries: E2EBinaries
     let dir: String
     let redisURL: String
     let databaseURL: String
-    private(set) var producer: E2EService?
-    private(set) var listeners: [E2EService] = []
+    private(set) var producer: ServiceProcess?
+    private(set) var listeners: [ServiceProcess] = []
     private(set) var httpPort = 0
     private(set) var wsPort = 0
 
@@ -83,7 +36,7 @@ final class E2ESystem {
                perListenerEnvironment: [[String: String]] = []) throws {
         httpPort = TestServers.freePort()
         wsPort = TestServers.freePort()
-        let producer = try E2EService(
+        let producer = try ServiceProcess(
             name: "producer", binary: binaries.producer, log: dir + "/\(pass)-producer.log",
             environment: ["HTTP_PORT": "\(httpPort)", "WS_PORT": "\(wsPort)", "HOST": "127.0.0.1", "LOG_LEVEL": "warning"],
             port: httpPort)
@@ -97,7 +50,7 @@ final class E2ESystem {
                        "REDIS_URL": redisURL, "DATABASE_URL": databaseURL ?? self.databaseURL, "LOG_LEVEL": "warning"]
             env.merge(listenerEnvironment) { $1 }
             if i < perListenerEnvironment.count { env.merge(perListenerEnvironment[i]) { $1 } }
-            listeners.append(try E2EService(name: "listener \(id)", binary: binaries.listener,
+            listeners.append(try ServiceProcess(name: "listener \(id)", binary: binaries.listener,
                                             log: dir + "/\(pass)-listener-\(id).log", environment: env, port: port))
         }
         for listener in listeners {
@@ -116,7 +69,7 @@ final class E2ESystem {
         return statuses
     }
 
-    private func waitFor(_ seconds: Double, what: String, service: E2EService, _ condition: () -> Bool) throws {
+    private func waitFor(_ seconds: Double, what: String, service: ServiceProcess, _ condition: () -> Bool) throws {
         let deadline = monotonicSeconds() + seconds
         while monotonicSeconds() < deadline {
             if condition() { return }

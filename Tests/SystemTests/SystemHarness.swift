@@ -93,50 +93,6 @@ final class SystemHarness {
     }
 }
 
-/// A service binary running as a child process, its output in a log file.
-final class ServiceProcess {
-    let process = Process()
-    let logPath: String
-    let port: Int
-
-    init(binary: String, log: String, environment: [String: String], port: Int = 0) throws {
-        logPath = log
-        self.port = port
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = FileHandle(forWritingAtPath: log)!
-        handle.seekToEndOfFile()
-        process.executableURL = URL(fileURLWithPath: binary)
-        var env = ProcessInfo.processInfo.environment
-        env.merge(environment) { $1 }
-        process.environment = env
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        TestServers.track(process.processIdentifier)
-    }
-
-    var isRunning: Bool { process.isRunning }
-    var logText: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-    /// SIGKILL: the process gets no chance to clean up.
-    func kill() {
-        guard process.isRunning else { return }
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        TestServers.untrack(process.processIdentifier)
-    }
-
-    /// SIGTERM and wait for a clean exit; returns the exit status.
-    @discardableResult
-    func terminate() -> Int32 {
-        guard process.isRunning else { return process.terminationStatus }
-        process.terminate()
-        process.waitUntilExit()
-        TestServers.untrack(process.processIdentifier)
-        return process.terminationStatus
-    }
-}
-
 /// Polls `condition` every 50 ms for up to `seconds`.
 func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     let deadline = Date().addingTimeInterval(seconds)

@@ -1,0 +1,61 @@
+import Foundation
+import Glibc
+
+/// A service binary (producer or listener) running as a child process, its output in a
+/// log file; tracked so it never outlives the test or benchmark that started it.
+public final class ServiceProcess {
+    public let name: String
+    public let process = Process()
+    public let logPath: String
+    public let port: Int
+
+    public init(name: String? = nil, binary: String, arguments: [String] = [], log: String,
+                environment: [String: String], port: Int = 0) throws {
+        self.name = name ?? URL(fileURLWithPath: binary).lastPathComponent
+        logPath = log
+        self.port = port
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = FileHandle(forWritingAtPath: log)!
+        handle.seekToEndOfFile()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        process.environment = env
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        TestServers.track(process.processIdentifier)
+    }
+
+    public var pid: pid_t { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+    public var logText: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// The last lines of the log, for error messages.
+    public func logTail(_ lines: Int = 8) -> String {
+        logText.split(separator: "\n").suffix(lines).joined(separator: "\n    ")
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    public func kill() {
+        guard process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        TestServers.untrack(process.processIdentifier)
+    }
+
+    /// SIGTERM, then SIGKILL after `grace` seconds; returns the exit status.
+    @discardableResult
+    public func terminate(grace: Double = 20) -> Int32 {
+        if process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(grace)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        TestServers.untrack(process.processIdentifier)
+        return process.terminationStatus
+    }
+}
