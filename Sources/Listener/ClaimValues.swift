@@ -8,8 +8,11 @@ struct ClaimValues {
     let claim: [UInt8]
     let done: [UInt8]
     let progressKey: [UInt8]
+    /// The instance id as stored in `processed_by`.
+    let instance: [UInt8]
 
     init(instance: String, run: String) {
+        self.instance = Array(instance.utf8)
         claim = Array("c|\(instance)|\(run)".utf8)
         done = Array("d|\(instance)".utf8)
         progressKey = Self.progressKey(forClaim: claim)

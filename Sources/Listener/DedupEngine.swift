@@ -227,16 +227,13 @@ final class DedupEngine {
     private func store(_ batch: WorkBatch) {
         guard !batch.released else { return }
         let rows = inserter.makeBatch()
-        values.claim.withUnsafeBytes { _ in }
-        let instance = settings.instance
-        var instanceBytes = instance
-        instanceBytes.withUTF8 { owner in
+        values.instance.withUnsafeBytes { owner in
             for i in 0..<batch.events.count {
                 batch.events.withID(i) { id in
                     batch.events.withPayload(i) { payload in
                         rows.append(eventID: id, seq: Int64(batch.events.seqs[i]),
                                     payload: batch.events.payloadIsNull[i] ? nil : payload,
-                                    processedBy: UnsafeRawBufferPointer(owner))
+                                    processedBy: owner)
                     }
                 }
             }

@@ -39,6 +39,20 @@ final class PublishErrorsTests: XCTestCase {
         XCTAssertEqual(producer.metrics.lastSeq.current, 0)
     }
 
+    func testHealthAndMetricsAnswerOverHTTP() throws {
+        let producer = try ProducerHarness()
+        try XCTAssertEqual(httpPost(port: producer.httpPort, path: "/publish", body: "{\"event_id\":\"h1\"}").status, 202)
+        let health = try httpGet(port: producer.httpPort, path: "/health")
+        XCTAssertEqual(health.status, 200)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(health.body.utf8)) as? [String: Any])
+        XCTAssertEqual(json["status"] as? String, "ok")
+        XCTAssertEqual(json["last_seq"] as? Int, 1)
+        let metrics = try httpGet(port: producer.httpPort, path: "/metrics")
+        XCTAssertEqual(metrics.status, 200)
+        XCTAssertTrue(metrics.body.contains("# TYPE dedup_producer_published_total counter"))
+        XCTAssertTrue(metrics.body.contains("dedup_producer_published_total 1\n"))
+    }
+
     func testBodiesSplitAcrossManyWritesPipelinedAndChunkedAreAccepted() throws {
         let producer = try ProducerHarness()
         let fd = try rawConnect(port: producer.httpPort)
