@@ -28,21 +28,21 @@ final class DedupEngine {
     let redis: RedisClient
     let db: PostgresConnection
     let metrics: ListenerMetrics
-    private let inserter: EventBatchInsert
-    private let logger: Logger
-    private let eventLog: RateLimitedLog
+    let inserter: EventBatchInsert
+    let logger: Logger
+    let eventLog: RateLimitedLog
 
-    private(set) var tracker = SeqTracker()
-    private var incoming = EventSet()
-    private var claimRounds: [ClaimRound] = []
-    private var work: [WorkBatch] = []
-    private var watch = WatchList()
-    private var scratchID: [UInt8] = []
-    private var scratchKey: [UInt8] = []
-    private var pollInFlight = false
-    private var publishedProgress: UInt64 = 0
-    private var flowOpen = true
-    private var stopping = false
+    var tracker = SeqTracker()
+    var incoming = EventSet()
+    var claimRounds: [ClaimRound] = []
+    var work: [WorkBatch] = []
+    var watch = WatchList()
+    var scratchID: [UInt8] = []
+    var scratchKey: [UInt8] = []
+    var pollInFlight = false
+    var publishedProgress: UInt64 = 0
+    var flowOpen = true
+    var stopping = false
     /// Told when intake should pause (false) or resume (true).
     var onFlowChange: ((Bool) -> Void)?
 
@@ -124,7 +124,7 @@ final class DedupEngine {
     // MARK: claim
 
     /// Sends this turn's claims: one pipelined `SET event:<id> <claim> PX ttl NX GET` each.
-    private func submitClaims() {
+    func submitClaims() {
         guard !incoming.isEmpty, redis.isUp else { return }
         var batch = EventSet()
         if incoming.count <= settings.maxClaimBatch {
@@ -139,7 +139,7 @@ final class DedupEngine {
         sendClaims(ClaimRound(events: batch, recovery: false))
     }
 
-    private func sendClaims(_ round: ClaimRound) {
+    func sendClaims(_ round: ClaimRound) {
         claimRounds.append(round)
         round.engine = self
         for i in 0..<round.events.count {
@@ -150,7 +150,7 @@ final class DedupEngine {
 
     /// One claim answered (called by its round): the holder becomes an owner index, so
     /// nothing is allocated per event.
-    fileprivate func claimAnswered(_ round: ClaimRound, _ index: Int, claimed: Bool, holder: UnsafeRawBufferPointer?,
+    func claimAnswered(_ round: ClaimRound, _ index: Int, claimed: Bool, holder: UnsafeRawBufferPointer?,
                                    error: RedisError?) {
         if claimed {
             round.outcomes[index] = .claimed
@@ -163,7 +163,7 @@ final class DedupEngine {
         if round.remaining == 0 { resolve(round) }
     }
 
-    private func resolve(_ round: ClaimRound) {
+    func resolve(_ round: ClaimRound) {
         claimRounds.removeAll { $0 === round }
         let now = loop.nowNanos
         var mine = EventSet()
@@ -199,263 +199,9 @@ final class DedupEngine {
         if !mine.isEmpty { start(WorkBatch(events: mine)) }
     }
 
-    private func duplicate(_ events: EventSet, _ index: Int, by holder: [UInt8], now: UInt64) {
+    func duplicate(_ events: EventSet, _ index: Int, by holder: [UInt8], now: UInt64) {
         metrics.duplicate.add()
         tracker.finished(events.seqs[index])
         eventLog.event("duplicate", now: now, "duplicate seq=\(events.seqs[index]) event_id=\(events.idString(index)) (handled by \(ClaimValues.owner(holder)))")
-    }
-
-    // MARK: process, store, mark done
-
-    private func start(_ batch: WorkBatch) {
-        work.append(batch)
-        scheduleExtension(batch)
-        if settings.processDelayMillis > 0 {
-            // Simulated processing runs concurrently for the batch, never blocking the loop.
-            loop.schedule(in: .milliseconds(settings.processDelayMillis)) { [weak self] in self?.processed(batch) }
-        } else {
-            processed(batch)
-        }
-    }
-
-    private func processed(_ batch: WorkBatch) {
-        guard !batch.released else { return }
-        metrics.processed.add(batch.events.count)
-        store(batch)
-    }
-
-    private func store(_ batch: WorkBatch) {
-        guard !batch.released else { return }
-        let rows = inserter.makeBatch()
-        values.instance.withUnsafeBytes { owner in
-            for i in 0..<batch.events.count {
-                batch.events.withID(i) { id in
-                    batch.events.withPayload(i) { payload in
-                        rows.append(eventID: id, seq: Int64(batch.events.seqs[i]),
-                                    payload: batch.events.payloadIsNull[i] ? nil : payload,
-                                    processedBy: owner)
-                    }
-                }
-            }
-        }
-        batch.stage = .storing
-        inserter.insert(rows) { [weak self] result in
-            guard let self else { return }
-            switch result {
-            case .success(let inserted):
-                self.metrics.stored.add(inserted.insertedCount)
-                self.stored(batch, newRows: inserted.insertedCount)
-            case .failure(let error):
-                self.metrics.storeFailures.add()
-                batch.attempts += 1
-                let delay = min(2_000, 50 << min(batch.attempts, 6))
-                self.eventLog.event("store-retry", level: .warning, now: self.loop.nowNanos,
-                                    "storing \(batch.events.count) events failed (\(error)); retry \(batch.attempts) in \(delay) ms, claims kept alive")
-                self.loop.schedule(in: .milliseconds(delay)) { [weak self] in self?.store(batch) }
-            }
-        }
-    }
-
-    private func stored(_ batch: WorkBatch, newRows: Int) {
-        batch.stage = .marking
-        let now = loop.nowNanos
-        for i in 0..<batch.events.count {
-            tracker.finished(batch.events.seqs[i])
-            eventLog.event("stored", now: now, "stored seq=\(batch.events.seqs[i]) event_id=\(batch.events.idString(i))")
-        }
-        if newRows < batch.events.count {
-            logger.debug("\(batch.events.count - newRows) of \(batch.events.count) rows already existed (stored before a takeover)")
-        }
-        markDone(batch)
-    }
-
-    private func markDone(_ batch: WorkBatch) {
-        let window = Array(String(settings.dedupWindowMillis).utf8)
-        ClaimScripts.run(ClaimScripts.markDoneAll, redis: redis, events: batch.events,
-                         args: [values.claim, values.done, window]) { [weak self] result in
-            guard let self else { return }
-            switch result {
-            case .success:
-                batch.stage = .done
-                self.finishWork(batch)
-            case .failure(let error):
-                batch.attempts += 1
-                let delay = min(2_000, 50 << min(batch.attempts, 6))
-                self.eventLog.event("done-retry", level: .warning, now: self.loop.nowNanos, "marking \(batch.events.count) events done failed (\(error)); retry in \(delay) ms")
-                self.loop.schedule(in: .milliseconds(delay)) { [weak self] in self?.markDone(batch) }
-            }
-        }
-        publishProgress()
-    }
-
-    private func finishWork(_ batch: WorkBatch) {
-        if let timer = batch.extendTimer { loop.cancel(timer) }
-        work.removeAll { $0 === batch }
-    }
-
-    /// Keeps the batch's claims alive until it is stored, so nobody takes over live work.
-    private func scheduleExtension(_ batch: WorkBatch) {
-        let every = max(settings.lockTTLMillis / 3, 1)
-        batch.extendTimer = loop.schedule(in: .milliseconds(every)) { [weak self] in
-            guard let self, batch.stage == .processing || batch.stage == .storing, !batch.released else { return }
-            let ttl = Array(String(self.settings.lockTTLMillis).utf8)
-            ClaimScripts.run(ClaimScripts.extendAll, redis: self.redis, events: batch.events, args: [self.values.claim, ttl]) { _ in }
-            self.scheduleExtension(batch)
-        }
-    }
-
-    /// Our progress mark: every event we claimed at or below it is stored.
-    private var progress: UInt64 {
-        var lowest = tracker.highest + 1
-        if !incoming.isEmpty { lowest = min(lowest, incoming.seqs[0]) }
-        for round in claimRounds where !round.events.isEmpty { lowest = min(lowest, round.events.seqs.min()!) }
-        for batch in work where batch.stage == .processing || batch.stage == .storing {
-            lowest = min(lowest, batch.minSeq)
-        }
-        return lowest - 1
-    }
-
-    /// Publishes the progress mark (per stored batch, and on the poll tick when it moved
-    /// without a batch: events we merely received also move it, and a watcher waiting on
-    /// the tail of our claims must not wait for a claim to expire).
-    private func publishProgress() {
-        let current = progress
-        publishedProgress = current
-        let mark = Array(String(current).utf8)
-        redis.command([Array("SET".utf8), values.progressKey, mark, Array("PX".utf8),
-                       Array(String(settings.dedupWindowMillis).utf8)]) { _ in }
-    }
-
-    // MARK: watching other owners
-
-    private func schedulePoll() {
-        loop.schedule(in: .milliseconds(20)) { [weak self] in
-            guard let self else { return }
-            self.pollWatched()
-            if self.redis.isUp && self.progress != self.publishedProgress && self.tracker.highest > 0 { self.publishProgress() }
-            self.metrics.inFlight.set(self.inFlightCount)
-            self.metrics.watching.set(self.watch.count)
-            self.metrics.watermark.set(Int(self.tracker.watermark))
-            self.eventLog.tick(now: self.loop.nowNanos)
-            self.schedulePoll()
-        }
-    }
-
-    /// One MGET of the owners' progress marks drops what they finished; events whose
-    /// claim could have expired are claimed again (a takeover if the owner died).
-    private func pollWatched() {
-        guard !watch.isEmpty, redis.isUp, !pollInFlight else { return }
-        let owners = watch.activeOwners
-        pollInFlight = true
-        var command: [[UInt8]] = [Array("MGET".utf8)]
-        for owner in owners { command.append(ClaimValues.progressKey(forClaim: watch.ownerClaims[owner])) }
-        redis.command(command) { [weak self] result in
-            guard let self else { return }
-            self.pollInFlight = false
-            if case .success(.array(let marks)) = result {
-                for (owner, mark) in zip(owners, marks) {
-                    if let bytes = mark.bytes, let seq = UInt64(String(decoding: bytes, as: UTF8.self)) {
-                        self.watch.progress[owner] = max(self.watch.progress[owner], seq)
-                    }
-                }
-            }
-            self.sweepWatched()
-        }
-    }
-
-    private func sweepWatched() {
-        let now = loop.nowNanos
-        let expiry = UInt64(settings.lockTTLMillis + 50) * 1_000_000
-        var expired = EventSet()
-        let progress = watch.progress
-        let claims = watch.ownerClaims
-        var finished: [(EventSet, Int, Int)] = []
-        watch.filter(keep: { seq, owner, since in
-            seq > progress[owner] && now &- since < expiry
-        }, removed: { events, i, owner in
-            if events.seqs[i] <= progress[owner] {
-                finished.append((events, i, owner))
-            } else {
-                expired.append(events, i)
-            }
-        })
-        for (events, i, owner) in finished { duplicate(events, i, by: claims[owner], now: now) }
-        if !expired.isEmpty && !stopping {
-            sendClaims(ClaimRound(events: expired, recovery: true))
-        }
-    }
-
-    // MARK: flow and shutdown
-
-    private func updateFlow() {
-        let open = !stopping && redis.isUp && db.canAcceptWork && inFlightCount < settings.maxInFlight
-        guard open != flowOpen else { return }
-        flowOpen = open
-        onFlowChange?(open)
-    }
-
-    /// Stops intake, finishes what it can within `deadline`, releases the claims of what it
-    /// could not finish (so others take over at once) and calls `done`.
-    func drain(within deadline: Duration, done: @escaping () -> Void) {
-        stopping = true
-        updateFlow()
-        let end = loop.nowNanos + deadline.nanoseconds
-        func check() {
-            let busy = !claimRounds.isEmpty || work.contains { $0.stage != .done }
-            if busy && loop.nowNanos < end {
-                loop.schedule(in: .milliseconds(20)) { check() }
-                return
-            }
-            let unfinished = work.filter { $0.stage == .processing || $0.stage == .storing }
-            var release = EventSet()
-            for batch in unfinished {
-                batch.released = true
-                for i in 0..<batch.events.count { release.append(batch.events, i) }
-            }
-            guard !release.isEmpty, redis.isUp else { return done() }
-            logger.info("releasing \(release.count) unfinished claims so other instances take them over")
-            ClaimScripts.run(ClaimScripts.releaseAll, redis: redis, events: release, args: [values.claim]) { _ in done() }
-        }
-        check()
-    }
-}
-
-/// One pipelined round of claims and its outcomes.
-final class ClaimRound: RedisClaimSink {
-    enum Outcome { case pending, claimed, held(Int), failed }
-    let events: EventSet
-    /// Set while the round is in flight (a cycle the last answer breaks).
-    var engine: DedupEngine?
-    let recovery: Bool
-    var outcomes: [Outcome]
-    var remaining: Int
-
-    init(events: EventSet, recovery: Bool) {
-        self.events = events
-        self.recovery = recovery
-        outcomes = Array(repeating: .pending, count: events.count)
-        remaining = events.count
-    }
-
-    func redisClaim(_ index: Int, claimed: Bool, holder: UnsafeRawBufferPointer?, error: RedisError?) {
-        guard let engine else { return }
-        if remaining == 1 { self.engine = nil }
-        engine.claimAnswered(self, index, claimed: claimed, holder: holder, error: error)
-    }
-}
-
-/// Events this instance claimed, through processing, storing and marking done.
-final class WorkBatch {
-    enum Stage { case processing, storing, marking, done }
-    let events: EventSet
-    let minSeq: UInt64
-    var stage = Stage.processing
-    var attempts = 0
-    var released = false
-    var extendTimer: TimerHandle?
-
-    init(events: EventSet) {
-        self.events = events
-        minSeq = events.seqs.min() ?? 0
     }
 }
