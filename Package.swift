@@ -76,6 +76,11 @@ let package = Package(
             path: "Tests/ProducerTests"
         ),
         .testTarget(
+            name: "ListenerTests",
+            dependencies: ["Listener", "Reactor"],
+            path: "Tests/ListenerTests"
+        ),
+        .testTarget(
             name: "ReactorTests",
             dependencies: ["Reactor", "TestSupport"],
             path: "Tests/ReactorTests"

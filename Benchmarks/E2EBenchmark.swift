@@ -391,7 +391,7 @@ private final class E2ERun {
                       measureLatency: Bool = false) throws -> PassResult {
         // A fresh slate.
         try sql.execute("DROP TABLE IF EXISTS events")
-        try sql.execute("DROP TABLE IF EXISTS listener_offsets")
+        try sql.execute("DROP TABLE IF EXISTS listener_offsets, listener_watermarks, dead_letters")
         try sql.execute(PostgresSchemaSQL.events(table: "events"))
         try redis.cli("FLUSHALL")
         try sql.execute("CHECKPOINT")

@@ -1,21 +1,54 @@
+import Glibc
+
 /// The values this listener writes into Redis, and how it reads other listeners' values.
 ///
-/// `event:<id>` holds `c|<instance>|<run>` while claimed (the run tells a restarted
-/// instance from its previous life) and `d|<instance>` once done. `progress:<claim>` holds
-/// the seq up to which that claimant finished everything it claimed, so losers drop
-/// finished events with one read per owner instead of one per event.
+/// `event:<id>` holds a claim value while claimed and `d|<instance>` once done. A claim
+/// value is `c|<instance>|<run>|<scope>`: the run tells a restarted instance from its
+/// previous life, and the scope tells apart the sets of claims whose progress can be
+/// proven with one number. Live claims (`L<n>`) are taken in increasing seq order, so
+/// `progress:<claim>` (the seq up to which everything claimed under that value is
+/// finished) only ever grows for them; a new producer stream starts a new live scope
+/// because its seqs start over. Every recovery round gets a scope of its own (`R<n>`),
+/// because it claims old seqs that a live mark already passed: a watcher never reads a
+/// mark that does not cover exactly the claims it watches.
 struct ClaimValues {
-    let claim: [UInt8]
-    let done: [UInt8]
-    let progressKey: [UInt8]
     /// The instance id as stored in `processed_by`.
     let instance: [UInt8]
+    let done: [UInt8]
+    /// `c|<instance>|<run>|`: every claim value of this process starts with it.
+    let runPrefix: [UInt8]
+    /// The claim value of live (in seq order) claims.
+    private(set) var live: [UInt8]
+    private(set) var liveProgressKey: [UInt8]
+    private var liveScope = 1
+    private var recoveryScope = 0
 
     init(instance: String, run: String) {
         self.instance = Array(instance.utf8)
-        claim = Array("c|\(instance)|\(run)".utf8)
         done = Array("d|\(instance)".utf8)
-        progressKey = Self.progressKey(forClaim: claim)
+        runPrefix = Array("c|\(instance)|\(run)|".utf8)
+        live = runPrefix + Array("L1".utf8)
+        liveProgressKey = Self.progressKey(forClaim: live)
+    }
+
+    /// Starts a new live scope (the producer's seqs started over).
+    mutating func startLiveScope() {
+        liveScope += 1
+        live = runPrefix + Array("L\(liveScope)".utf8)
+        liveProgressKey = Self.progressKey(forClaim: live)
+    }
+
+    /// A claim value never used before, for one recovery round.
+    mutating func makeRecoveryClaim() -> [UInt8] {
+        recoveryScope += 1
+        return runPrefix + Array("R\(recoveryScope)".utf8)
+    }
+
+    /// Whether `holder` is a claim value of this process (any scope).
+    func isOurs(_ holder: UnsafeRawBufferPointer) -> Bool {
+        holder.count > runPrefix.count && runPrefix.withUnsafeBytes { prefix in
+            memcmp(prefix.baseAddress!, holder.baseAddress!, prefix.count) == 0
+        }
     }
 
     static let eventKeyPrefix: [UInt8] = Array("event:".utf8)
@@ -31,7 +64,12 @@ struct ClaimValues {
         Array("progress:".utf8) + claim
     }
 
+    /// What an owner writes into its progress key when it gave its claims back (shutdown):
+    /// watchers take those events over at once instead of waiting for the claims to expire.
+    static let releasedMark: [UInt8] = Array("released".utf8)
+
     static func isDone(_ value: [UInt8]) -> Bool { value.first == UInt8(ascii: "d") }
+    static func isDone(_ value: UnsafeRawBufferPointer) -> Bool { value.first == UInt8(ascii: "d") }
 
     /// The instance named in a claim or done value (logs).
     static func owner(_ value: [UInt8]) -> String {

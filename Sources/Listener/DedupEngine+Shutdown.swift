@@ -2,38 +2,69 @@ import Logging
 import Reactor
 import ServiceKit
 
+/// Intake flow (bytes and events held) and the shutdown deadline.
 extension DedupEngine {
-    // MARK: flow and shutdown
-
     func updateFlow() {
-        let open = !stopping && redis.isUp && db.canAcceptWork && inFlightCount < settings.maxInFlight
+        let open = !stopping && redis.isUp && db.canAcceptWork
+            && inFlightBytes < settings.maxInFlightBytes && inFlightCount < settings.maxInFlight
         guard open != flowOpen else { return }
         flowOpen = open
         onFlowChange?(open)
     }
 
-    /// Stops intake, finishes what it can within `deadline`, releases the claims of what it
-    /// could not finish (so others take over at once) and calls `done`.
+    /// Stops intake, finishes what finishes within `deadline`, then gives back (compare
+    /// and delete) every claim of ours still in hand, so other instances take those events
+    /// over at once, and tells watchers so through our progress keys. Calls `done` exactly
+    /// once, by the deadline plus a short grace for the release, whatever Redis or
+    /// PostgreSQL are doing.
     func drain(within deadline: Duration, done: @escaping () -> Void) {
         stopping = true
         updateFlow()
+        var called = false
+        let finish = {
+            guard !called else { return }
+            called = true
+            done()
+        }
         let end = loop.nowNanos + deadline.nanoseconds
+        // The release gets at most this long after the deadline; then we stop regardless
+        // (the claims expire by themselves).
+        loop.schedule(in: deadline + .milliseconds(500)) { finish() }
         func check() {
-            let busy = !claimRounds.isEmpty || work.contains { $0.stage != .done }
+            guard !called else { return }
+            let busy = !claimRounds.isEmpty || work.contains { !$0.stage.isFinished || $0.stage == .marking }
             if busy && loop.nowNanos < end {
                 loop.schedule(in: .milliseconds(20)) { check() }
                 return
             }
-            let unfinished = work.filter { $0.stage == .processing || $0.stage == .storing }
-            var release = EventSet()
-            for batch in unfinished {
-                batch.released = true
-                for i in 0..<batch.events.count { release.append(batch.events, i) }
-            }
-            guard !release.isEmpty, redis.isUp else { return done() }
-            logger.info("releasing \(release.count) unfinished claims so other instances take them over")
-            ClaimScripts.run(ClaimScripts.releaseAll, redis: redis, events: release, args: [values.claim]) { _ in done() }
+            releaseUnfinished(then: finish)
         }
         check()
+    }
+
+    private func releaseUnfinished(then finish: @escaping () -> Void) {
+        var byClaim: [[UInt8]: EventSet] = [:]
+        for batch in work where batch.holdsClaims {
+            batch.advance(.shutdownDeadline)
+            if let timer = batch.extendTimer { loop.cancel(timer) }
+            byClaim[batch.claim, default: EventSet()].append(batch.events, 0..<batch.events.count)
+        }
+        // Claims still in flight may have been taken: giving back our own value is safe
+        // either way.
+        for round in claimRounds + pendingRounds {
+            byClaim[round.claim, default: EventSet()].append(round.events, 0..<round.events.count)
+        }
+        guard !byClaim.isEmpty, redis.isUp else { return finish() }
+        let count = byClaim.values.reduce(0) { $0 + $1.count }
+        logger.info("releasing \(count) unfinished claims so other instances take them over")
+        var remaining = byClaim.count
+        for (claim, events) in byClaim {
+            ClaimScripts.run(ClaimScripts.releaseAll, redis: redis, events: events, args: [claim]) { [weak self] _ in
+                guard let self else { return finish() }
+                self.setProgress(ClaimValues.progressKey(forClaim: claim), ClaimValues.releasedMark)
+                remaining -= 1
+                if remaining == 0 { self.redis.command(["PING"]) { _ in finish() } }
+            }
+        }
     }
 }

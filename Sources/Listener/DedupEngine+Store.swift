@@ -2,9 +2,9 @@ import Logging
 import Reactor
 import ServiceKit
 
+/// Ours: processed, stored (split and dead-lettered where PostgreSQL refuses rows for
+/// good), marked done. Claims are extended until the batch is stored.
 extension DedupEngine {
-    // MARK: process, store, mark done
-
     func start(_ batch: WorkBatch) {
         work.append(batch)
         scheduleExtension(batch)
@@ -19,66 +19,115 @@ extension DedupEngine {
     func processed(_ batch: WorkBatch) {
         guard !batch.released else { return }
         metrics.processed.add(batch.events.count)
+        batch.advance(.processed)
         store(batch)
     }
 
+    /// Inserts the batch's next part; when none is left, the batch is stored.
     func store(_ batch: WorkBatch) {
         guard !batch.released else { return }
+        guard let part = batch.plan.next else { return stored(batch) }
         let rows = inserter.makeBatch()
         values.instance.withUnsafeBytes { owner in
-            for i in 0..<batch.events.count {
+            for i in part {
                 batch.events.withID(i) { id in
                     batch.events.withPayload(i) { payload in
-                        rows.append(eventID: id, seq: Int64(batch.events.seqs[i]),
+                        rows.append(eventID: id, seq: Int64(clamping: batch.events.seqs[i]),
                                     payload: batch.events.payloadIsNull[i] ? nil : payload,
                                     processedBy: owner)
                     }
                 }
             }
         }
-        batch.stage = .storing
         inserter.insert(rows) { [weak self] result in
-            guard let self else { return }
+            guard let self, !batch.released else { return }
             switch result {
             case .success(let inserted):
                 self.metrics.stored.add(inserted.insertedCount)
-                self.stored(batch, newRows: inserted.insertedCount)
+                batch.plan.inserted()
+                batch.attempts = 0
+                self.store(batch)
+            case .failure(let error) where StoreFailure(error) == .permanent:
+                if let row = batch.plan.refused() {
+                    batch.advance(.insertRefusedAlone)
+                    self.deadLetter(batch, row, error)
+                } else {
+                    batch.advance(.insertRefusedInPart)
+                    self.logger.warning("PostgreSQL refused a part of \(part.count) events for good (\(error)); storing its halves apart to isolate the rows it refuses")
+                    self.store(batch)
+                }
             case .failure(let error):
                 self.metrics.storeFailures.add()
-                batch.attempts += 1
-                let delay = min(2_000, 50 << min(batch.attempts, 6))
+                batch.advance(.insertFailedTransiently)
+                let delay = self.retryDelay(&batch.attempts)
                 self.eventLog.event("store-retry", level: .warning, now: self.loop.nowNanos,
-                                    "storing \(batch.events.count) events failed (\(error)); retry \(batch.attempts) in \(delay) ms, claims kept alive")
+                                    "storing \(part.count) events failed (\(error)); retry \(batch.attempts) in \(delay) ms, claims kept alive")
                 self.loop.schedule(in: .milliseconds(delay)) { [weak self] in self?.store(batch) }
             }
         }
     }
 
-    func stored(_ batch: WorkBatch, newRows: Int) {
-        batch.stage = .marking
+    /// Keeps a row PostgreSQL refuses for good in `dead_letters`, then goes on with the
+    /// rest of the batch.
+    private func deadLetter(_ batch: WorkBatch, _ row: Int, _ error: PostgresError) {
+        batch.events.withID(row) { id in
+            batch.events.withPayload(row) { payload in
+                deadLetters.insert(eventID: id, seq: batch.events.seqs[row], payload: payload,
+                                   error: error.description, failedBy: settings.instance) { [weak self] result in
+                    guard let self, !batch.released else { return }
+                    switch result {
+                    case .success:
+                        self.metrics.deadLettered.add()
+                        self.logger.warning("dead-lettered seq=\(batch.events.seqs[row]) event_id=\(JSONString.quoted(batch.events.idString(row))): \(error)")
+                        if batch.plan.next == nil {
+                            batch.advance(.deadLettered)
+                            self.stored(batch)
+                        } else {
+                            batch.advance(.otherRowsPending)
+                            self.store(batch)
+                        }
+                    case .failure(let failure):
+                        let delay = self.retryDelay(&batch.attempts)
+                        self.eventLog.event("dead-letter-retry", level: .warning, now: self.loop.nowNanos,
+                                            "keeping a refused event in dead_letters failed (\(failure)); retry in \(delay) ms")
+                        self.loop.schedule(in: .milliseconds(delay)) { [weak self] in
+                            guard let self, !batch.released else { return }
+                            self.deadLetter(batch, row, error)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Capped exponential backoff: 100 ms doubling to 2 s.
+    private func retryDelay(_ attempts: inout Int) -> Int {
+        attempts += 1
+        return min(2_000, 50 << min(attempts, 6))
+    }
+
+    private func stored(_ batch: WorkBatch) {
+        if batch.stage == .storing { batch.advance(.inserted) }
         let now = loop.nowNanos
         for i in 0..<batch.events.count {
-            tracker.finished(batch.events.seqs[i])
+            tracker.finished(batch.events.seqs[i], generation: batch.events.generations[i])
             eventLog.event("stored", now: now, "stored seq=\(batch.events.seqs[i]) event_id=\(batch.events.idString(i))")
-        }
-        if newRows < batch.events.count {
-            logger.debug("\(batch.events.count - newRows) of \(batch.events.count) rows already existed (stored before a takeover)")
         }
         markDone(batch)
     }
 
-    func markDone(_ batch: WorkBatch) {
+    private func markDone(_ batch: WorkBatch) {
         let window = Array(String(settings.dedupWindowMillis).utf8)
         ClaimScripts.run(ClaimScripts.markDoneAll, redis: redis, events: batch.events,
-                         args: [values.claim, values.done, window]) { [weak self] result in
+                         args: [batch.claim, values.done, window]) { [weak self] result in
             guard let self else { return }
             switch result {
             case .success:
-                batch.stage = .done
+                batch.advance(.markedDone)
                 self.finishWork(batch)
             case .failure(let error):
-                batch.attempts += 1
-                let delay = min(2_000, 50 << min(batch.attempts, 6))
+                // Idempotent: a lost reply only means the markers are set already.
+                let delay = self.retryDelay(&batch.attempts)
                 self.eventLog.event("done-retry", level: .warning, now: self.loop.nowNanos, "marking \(batch.events.count) events done failed (\(error)); retry in \(delay) ms")
                 self.loop.schedule(in: .milliseconds(delay)) { [weak self] in self?.markDone(batch) }
             }
@@ -86,41 +135,19 @@ extension DedupEngine {
         publishProgress()
     }
 
-    func finishWork(_ batch: WorkBatch) {
+    private func finishWork(_ batch: WorkBatch) {
         if let timer = batch.extendTimer { loop.cancel(timer) }
         work.removeAll { $0 === batch }
     }
 
     /// Keeps the batch's claims alive until it is stored, so nobody takes over live work.
-    func scheduleExtension(_ batch: WorkBatch) {
+    private func scheduleExtension(_ batch: WorkBatch) {
         let every = max(settings.lockTTLMillis / 3, 1)
         batch.extendTimer = loop.schedule(in: .milliseconds(every)) { [weak self] in
-            guard let self, batch.stage == .processing || batch.stage == .storing, !batch.released else { return }
+            guard let self, batch.holdsClaims else { return }
             let ttl = Array(String(self.settings.lockTTLMillis).utf8)
-            ClaimScripts.run(ClaimScripts.extendAll, redis: self.redis, events: batch.events, args: [self.values.claim, ttl]) { _ in }
+            ClaimScripts.run(ClaimScripts.extendAll, redis: self.redis, events: batch.events, args: [batch.claim, ttl]) { _ in }
             self.scheduleExtension(batch)
         }
-    }
-
-    /// Our progress mark: every event we claimed at or below it is stored.
-    var progress: UInt64 {
-        var lowest = tracker.highest + 1
-        if !incoming.isEmpty { lowest = min(lowest, incoming.seqs[0]) }
-        for round in claimRounds where !round.events.isEmpty { lowest = min(lowest, round.events.seqs.min()!) }
-        for batch in work where batch.stage == .processing || batch.stage == .storing {
-            lowest = min(lowest, batch.minSeq)
-        }
-        return lowest - 1
-    }
-
-    /// Publishes the progress mark (per stored batch, and on the poll tick when it moved
-    /// without a batch: events we merely received also move it, and a watcher waiting on
-    /// the tail of our claims must not wait for a claim to expire).
-    func publishProgress() {
-        let current = progress
-        publishedProgress = current
-        let mark = Array(String(current).utf8)
-        redis.command([Array("SET".utf8), values.progressKey, mark, Array("PX".utf8),
-                       Array(String(settings.dedupWindowMillis).utf8)]) { _ in }
     }
 }

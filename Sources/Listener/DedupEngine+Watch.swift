@@ -2,24 +2,60 @@ import Logging
 import Reactor
 import ServiceKit
 
+/// Progress marks: what we publish for our claims, and what we read of other owners'.
 extension DedupEngine {
-    // MARK: watching other owners
+    /// Our live progress mark: every event claimed under the live value at or below it is
+    /// finished. Events received but not yet claimed count as unfinished, because a lost
+    /// reply can leave the live value on their keys before we know it.
+    var liveProgress: UInt64 {
+        var lowest = tracker.highest + 1
+        if !incoming.isEmpty { lowest = min(lowest, incoming.seqs[0]) }
+        for round in claimRounds where round.claim == values.live { lowest = min(lowest, round.minSeq) }
+        for batch in work where batch.holdsClaims && batch.claim == values.live { lowest = min(lowest, batch.minSeq) }
+        return lowest - 1
+    }
+
+    /// Publishes the live progress mark (per stored batch, and on the poll tick when it
+    /// moved without a batch: events we merely received also move it, and a watcher
+    /// waiting on the tail of our claims must not wait for a claim to expire), and the
+    /// final mark of every closed scope none of whose claims is in our hands any more.
+    func publishProgress() {
+        guard !stopping else { return }
+        let current = liveProgress
+        publishedProgress = current
+        setProgress(values.liveProgressKey, Array(String(current).utf8))
+        closedScopes.removeAll { scope in
+            let inHand = pendingRounds.contains { $0.claim == scope.claim } || claimRounds.contains { $0.claim == scope.claim }
+                || work.contains { $0.holdsClaims && $0.claim == scope.claim }
+            if !inHand { setProgress(ClaimValues.progressKey(forClaim: scope.claim), Array(String(scope.mark).utf8)) }
+            return !inHand
+        }
+    }
+
+    func setProgress(_ key: [UInt8], _ mark: [UInt8]) {
+        redis.command([Array("SET".utf8), key, mark, Array("PX".utf8), Array(String(settings.dedupWindowMillis).utf8)]) { _ in }
+    }
 
     func schedulePoll() {
         loop.schedule(in: .milliseconds(20)) { [weak self] in
             guard let self else { return }
             self.pollWatched()
-            if self.redis.isUp && self.progress != self.publishedProgress && self.tracker.highest > 0 { self.publishProgress() }
+            if self.redis.isUp && self.tracker.highest > 0
+                && (self.liveProgress != self.publishedProgress || !self.closedScopes.isEmpty) {
+                self.publishProgress()
+            }
             self.metrics.inFlight.set(self.inFlightCount)
+            self.metrics.inFlightBytes.set(self.inFlightBytes)
             self.metrics.watching.set(self.watch.count)
-            self.metrics.watermark.set(Int(self.tracker.watermark))
+            self.metrics.watermark.set(Int(clamping: self.tracker.watermark))
             self.eventLog.tick(now: self.loop.nowNanos)
             self.schedulePoll()
         }
     }
 
     /// One MGET of the owners' progress marks drops what they finished; events whose
-    /// claim could have expired are claimed again (a takeover if the owner died).
+    /// claim could have expired, or whose owner gave them back, are claimed again (a
+    /// takeover if the owner died).
     func pollWatched() {
         guard !watch.isEmpty, redis.isUp, !pollInFlight else { return }
         let owners = watch.activeOwners
@@ -30,8 +66,12 @@ extension DedupEngine {
             guard let self else { return }
             self.pollInFlight = false
             if case .success(.array(let marks)) = result {
-                for (owner, mark) in zip(owners, marks) {
-                    if let bytes = mark.bytes, let seq = UInt64(String(decoding: bytes, as: UTF8.self)) {
+                for (owner, mark) in zip(owners, marks) where owner < self.watch.progress.count {
+                    guard let bytes = mark.bytes else { continue }
+                    if bytes.elementsEqual(ClaimValues.releasedMark) {
+                        self.watch.released[owner] = true
+                    } else if let seq = bytes.withUnsafeBytes({ StreamLineParser.integer($0, 0..<bytes.count) }) {
+                        // One claim value's marks only grow, so the highest read stays true.
                         self.watch.progress[owner] = max(self.watch.progress[owner], seq)
                     }
                 }
@@ -43,22 +83,28 @@ extension DedupEngine {
     func sweepWatched() {
         let now = loop.nowNanos
         let expiry = UInt64(settings.lockTTLMillis + 50) * 1_000_000
-        var expired = EventSet()
+        var takeOver = EventSet()
         let progress = watch.progress
+        let released = watch.released
         let claims = watch.ownerClaims
         var finished: [(EventSet, Int, Int)] = []
         watch.filter(keep: { seq, owner, since in
-            seq > progress[owner] && now &- since < expiry
+            seq > progress[owner] && !released[owner] && now &- since < expiry
         }, removed: { events, i, owner in
             if events.seqs[i] <= progress[owner] {
                 finished.append((events, i, owner))
             } else {
-                expired.append(events, i)
+                takeOver.append(events, i)
             }
         })
         for (events, i, owner) in finished { duplicate(events, i, by: claims[owner], now: now) }
-        if !expired.isEmpty && !stopping {
-            sendClaims(ClaimRound(events: expired, recovery: true))
+        if !takeOver.isEmpty && !stopping {
+            let claim = values.makeRecoveryClaim()
+            var mark: UInt64 = 0
+            for seq in takeOver.seqs { mark = max(mark, seq) }
+            closedScopes.append((claim, mark))
+            sendClaims(ClaimRound(events: takeOver, claim: claim, recovery: true))
         }
+        if claimRounds.isEmpty && watch.isEmpty { watch.forgetOwners() }
     }
 }

@@ -9,34 +9,47 @@ struct EngineSettings {
     var lockTTLMillis: Int
     var dedupWindowMillis: Int
     var processDelayMillis: Int
-    /// Unfinished events above which reading from the producer pauses.
+    /// Event bytes held unfinished above which reading from the producer pauses.
+    var maxInFlightBytes = 256 << 20
+    /// Unfinished events above which reading pauses too (each costs bookkeeping besides
+    /// its bytes).
     var maxInFlight = 16_384
     /// Most claims sent in one round.
     var maxClaimBatch = 4_096
 }
 
-/// The event path, on one loop: received -> claimed (or duplicate, or watched) ->
-/// processed -> stored -> marked done. Everything is batched per loop turn: one pipelined
-/// round of `SET NX GET` for the turn's events, one batch insert per claimed batch, one
-/// script call to mark a batch done. Events are finished only when stored (by us or by
-/// their owner), and the watermark moves only over finished events, so a crash, a
+/// The event path, on one loop; the states and transitions are written down in
+/// `EventStage`. Everything is batched per loop turn: one pipelined round of `SET NX GET`
+/// for the turn's events, one batch insert per claimed batch, one script call to mark a
+/// batch done. Events are finished only when stored (by us or by their owner) or
+/// dead-lettered, and the watermark moves only over finished events, so a crash, a
 /// restart or a reconnect resumes without losing any.
 final class DedupEngine {
     let loop: EventLoop
     let settings: EngineSettings
-    let values: ClaimValues
+    var values: ClaimValues
     let redis: RedisClient
     let db: PostgresConnection
     let metrics: ListenerMetrics
     let inserter: EventBatchInsert
+    let deadLetters: DeadLetterStore
     let logger: Logger
     let eventLog: RateLimitedLog
 
     var tracker = SeqTracker()
+    var arrivals = ArrivalClock()
+    /// Received and not yet claimed, all under the live claim value.
     var incoming = EventSet()
+    /// Rounds to send under a value other than the live one once Redis is up: recovery
+    /// claims whose answers never came (retried under the same value), and events of an
+    /// older numbering not claimed yet when the producer's seqs started over.
+    var pendingRounds: [ClaimRound] = []
     var claimRounds: [ClaimRound] = []
     var work: [WorkBatch] = []
     var watch = WatchList()
+    /// Claim values other than the live one with claims possibly still in our hands, and
+    /// the mark that says "all finished" once none is.
+    var closedScopes: [(claim: [UInt8], mark: UInt64)] = []
     var scratchID: [UInt8] = []
     var scratchKey: [UInt8] = []
     var pollInFlight = false
@@ -58,6 +71,7 @@ final class DedupEngine {
         inserter = EventBatchInsert(connection: db)
         // A few pooled batches cover the inserts in flight; more would only pin memory.
         inserter.maxPooledBatches = 4
+        deadLetters = DeadLetterStore(db: db)
         eventLog = RateLimitedLog(logger: logger)
         loop.addBeforeSleepHook { [unowned self] in
             self.submitClaims()
@@ -70,21 +84,36 @@ final class DedupEngine {
     func resume(from watermark: UInt64) { tracker = SeqTracker(watermark: watermark) }
 
     var inFlightCount: Int {
-        incoming.count + claimRounds.reduce(0) { $0 + $1.events.count } + work.reduce(0) { $0 + $1.events.count } + watch.count
+        incoming.count + pendingRounds.reduce(0) { $0 + $1.events.count } + claimRounds.reduce(0) { $0 + $1.events.count }
+            + work.reduce(0) { $0 + ($1.stage.isFinished ? 0 : $1.events.count) } + watch.count
+    }
+
+    /// Event bytes held by every unfinished stage.
+    var inFlightBytes: Int {
+        incoming.byteCount + pendingRounds.reduce(0) { $0 + $1.events.byteCount }
+            + claimRounds.reduce(0) { $0 + $1.events.byteCount }
+            + work.reduce(0) { $0 + ($1.stage.isFinished ? 0 : $1.events.byteCount) } + watch.byteCount
     }
 
     var isIdle: Bool { inFlightCount == 0 }
+
+    /// How long the oldest unfinished event has waited, in nanoseconds (0 when none).
+    func oldestUnfinishedAge() -> UInt64 {
+        guard let since = arrivals.oldestUnfinished(watermark: tracker.watermark, highest: tracker.highest) else { return 0 }
+        return loop.nowNanos &- since
+    }
 
     // MARK: intake
 
     /// A text frame from the producer: one or more NDJSON lines.
     func receive(frame: UnsafeRawBufferPointer) {
         let before = incoming.count
+        incoming.generation = tracker.generation
         StreamLineParser.parse(frame, into: &incoming, scratch: &scratchID) { notice in
             switch notice {
             case .gap(let from, let to):
                 metrics.gaps.add()
-                metrics.gapEvents.add(Int(to - from + 1))
+                metrics.gapEvents.add(Int(clamping: to - from + 1))
                 logger.warning("producer no longer had seqs \(from)-\(to) when we resumed: \(to - from + 1) events were not received")
             case .malformed(let line, let reason):
                 metrics.malformed.add()
@@ -110,33 +139,51 @@ final class DedupEngine {
                 if i == next { next = skip.next(); continue }
                 kept.append(incoming, i)
             }
+            kept.generation = incoming.generation
             incoming = kept
         }
+        if incoming.count > before { arrivals.arrived(seq: incoming.seqs[before], now: now) }
         metrics.received.add(incoming.count - before)
     }
 
-    /// The producer restarted its numbering: resume counting from `seq`.
-    func producerRestarted(firstSeq: UInt64) {
-        logger.warning("producer seqs restarted (got \(firstSeq) after \(tracker.highest)); tracking the new run")
-        tracker.restart(at: firstSeq - 1)
+    /// The producer's seqs started over (a new stream, or a producer without a durable
+    /// log that restarted): count from `watermark` in a new live claim scope, since the
+    /// old scope's marks speak of the old numbering.
+    func streamRestarted(at watermark: UInt64) {
+        logger.warning("the producer's seqs started over (next after \(watermark), had \(tracker.highest)); tracking the new numbering")
+        closeLiveScope()
+        tracker.restart(at: watermark)
+        arrivals.reset()
+    }
+
+    private func closeLiveScope() {
+        if !incoming.isEmpty {
+            // Received under the old numbering: claimed under the old value, which the
+            // old scope's final mark covers.
+            pendingRounds.append(ClaimRound(events: incoming, claim: values.live, recovery: false))
+            incoming = EventSet()
+        }
+        closedScopes.append((values.live, tracker.highest))
+        values.startLiveScope()
     }
 
     // MARK: claim
 
     /// Sends this turn's claims: one pipelined `SET event:<id> <claim> PX ttl NX GET` each.
     func submitClaims() {
-        guard !incoming.isEmpty, redis.isUp else { return }
+        guard redis.isUp, !stopping else { return }
+        while !pendingRounds.isEmpty { sendClaims(pendingRounds.removeLast()) }
+        guard !incoming.isEmpty else { return }
         var batch = EventSet()
         if incoming.count <= settings.maxClaimBatch {
             swap(&batch, &incoming)
         } else {
             var rest = EventSet()
-            for i in 0..<incoming.count {
-                if i < settings.maxClaimBatch { batch.append(incoming, i) } else { rest.append(incoming, i) }
-            }
+            batch.append(incoming, 0..<settings.maxClaimBatch)
+            rest.append(incoming, settings.maxClaimBatch..<incoming.count)
             incoming = rest
         }
-        sendClaims(ClaimRound(events: batch, recovery: false))
+        sendClaims(ClaimRound(events: batch, claim: values.live, recovery: false))
     }
 
     func sendClaims(_ round: ClaimRound) {
@@ -144,64 +191,72 @@ final class DedupEngine {
         round.engine = self
         for i in 0..<round.events.count {
             round.events.withID(i) { ClaimValues.eventKey($0, into: &scratchKey) }
-            redis.claim(scratchKey, values.claim, px: settings.lockTTLMillis, sink: round, index: i)
+            redis.claim(scratchKey, round.claim, px: settings.lockTTLMillis, sink: round, index: i)
         }
     }
 
-    /// One claim answered (called by its round): the holder becomes an owner index, so
-    /// nothing is allocated per event.
+    /// One claim answered (called by its round): the verdict is taken while the holder's
+    /// bytes are valid, and a holder becomes an owner index, so nothing is allocated per
+    /// event.
     func claimAnswered(_ round: ClaimRound, _ index: Int, claimed: Bool, holder: UnsafeRawBufferPointer?,
-                                   error: RedisError?) {
-        if claimed {
-            round.outcomes[index] = .claimed
-        } else if let holder {
-            round.outcomes[index] = .held(watch.ownerIndex(of: holder))
+                       error: RedisError?) {
+        if let holder {
+            switch values.verdict(claimed: claimed, holder: holder, roundClaim: round.claim, attempted: round.events.attempted[index]) {
+            case .ours: round.outcomes[index] = .ours
+            case .duplicate: round.outcomes[index] = .duplicate(holder: watch.ownerIndex(of: holder))
+            case .watch: round.outcomes[index] = .watch(owner: watch.ownerIndex(of: holder))
+            }
         } else {
-            round.outcomes[index] = .failed
+            round.outcomes[index] = claimed ? .ours : .unanswered
         }
         round.remaining -= 1
         if round.remaining == 0 { resolve(round) }
     }
 
-    func resolve(_ round: ClaimRound) {
+    private func resolve(_ round: ClaimRound) {
         claimRounds.removeAll { $0 === round }
         let now = loop.nowNanos
         var mine = EventSet()
         var retry = EventSet()
         for i in 0..<round.events.count {
             switch round.outcomes[i] {
-            case .claimed:
+            case .ours:
                 mine.append(round.events, i)
                 metrics.claimed.add()
                 if round.recovery {
                     metrics.recovered.add()
                     logger.info("recovered seq=\(round.events.seqs[i]) event_id=\(round.events.idString(i)): its owner did not finish it")
+                } else if round.events.attempted[i] {
+                    eventLog.event("claimed-on-retry", now: now, "claimed seq=\(round.events.seqs[i]) event_id=\(round.events.idString(i)) (the first answer was lost)")
                 } else {
                     eventLog.event("claimed", now: now, "claimed seq=\(round.events.seqs[i]) event_id=\(round.events.idString(i))")
                 }
-            case .held(let owner):
-                let holder = watch.ownerClaims[owner]
-                if ClaimValues.isDone(holder) || holder == values.claim {
-                    duplicate(round.events, i, by: holder, now: now)
-                } else {
-                    watch.add(round.events, i, owner: owner, now: now)
-                }
-            case .failed, .pending:
-                retry.append(round.events, i)
+            case .duplicate(let holder):
+                duplicate(round.events, i, by: watch.ownerClaims[holder], now: now)
+            case .watch(let owner):
+                watch.add(round.events, i, owner: owner, now: now)
+            case .unanswered, .pending:
+                retry.append(round.events, i, attempted: true)
             }
         }
         if !retry.isEmpty {
             metrics.claimFailures.add()
             eventLog.event("claim-retry", level: .warning, now: now, "claim round failed for \(retry.count) events (redis: \(redis.lastError ?? "down")); retrying when it is back")
-            for i in 0..<incoming.count { retry.append(incoming, i) }
-            incoming = retry
+            if round.claim == values.live {
+                // Ahead of what arrived since, in seq order as before.
+                retry.append(incoming, 0..<incoming.count)
+                incoming = retry
+            } else {
+                pendingRounds.append(ClaimRound(events: retry, claim: round.claim, recovery: round.recovery))
+            }
         }
-        if !mine.isEmpty { start(WorkBatch(events: mine)) }
+        if !mine.isEmpty { start(WorkBatch(events: mine, claim: round.claim)) }
+        if claimRounds.isEmpty && watch.isEmpty { watch.forgetOwners() }
     }
 
     func duplicate(_ events: EventSet, _ index: Int, by holder: [UInt8], now: UInt64) {
         metrics.duplicate.add()
-        tracker.finished(events.seqs[index])
+        tracker.finished(events.seqs[index], generation: events.generations[index])
         eventLog.event("duplicate", now: now, "duplicate seq=\(events.seqs[index]) event_id=\(events.idString(index)) (handled by \(ClaimValues.owner(holder)))")
     }
 }

@@ -1,7 +1,8 @@
 import Reactor
 import ServiceKit
 
-/// `GET /api/events`, `GET /api/events/{id}`, `GET /health`, `GET /metrics`.
+/// `GET /api/events`, `GET /api/events/{id}`, `GET /api/dead-letters`, `GET /health`,
+/// `GET /metrics`.
 final class EventsAPI {
     let router = HTTPRouter()
     private let db: PostgresConnection
@@ -18,6 +19,7 @@ final class EventsAPI {
         self.metrics = metrics
         self.health = health
         router.get("/api/events") { [unowned self] request, responder in self.list(request, responder) }
+        router.get("/api/dead-letters") { [unowned self] request, responder in self.deadLetters(request, responder) }
         router.addPrefix("GET", "/api/events/") { [unowned self] request, responder in self.one(request, responder) }
         router.get("/health") { [unowned self] _, responder in
             let (ok, body) = self.health()
@@ -28,14 +30,61 @@ final class EventsAPI {
         }
     }
 
-    private func list(_ request: HTTPRequest, _ responder: HTTPResponder) {
-        var limit = 100
-        if let text = request.queryParameter("limit") {
-            guard let value = Int(text), (1...1000).contains(value) else {
-                return responder.respondError(400, "limit must be a whole number from 1 to 1000")
-            }
-            limit = value
+    /// `?limit=`: 100 unless given, at most 1000; nil after answering 400.
+    private func limit(_ request: HTTPRequest, _ responder: HTTPResponder) -> Int? {
+        guard let text = request.queryParameter("limit") else { return 100 }
+        guard let value = Int(text), (1...1000).contains(value) else {
+            responder.respondError(400, "limit must be a whole number from 1 to 1000")
+            return nil
         }
+        return value
+    }
+
+    /// The dead letters, newest first; `event_id` and `payload` as the JSON strings they
+    /// were published as (bytes that are not UTF-8 show as U+FFFD).
+    private func deadLetters(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        guard let limit = limit(request, responder) else { return }
+        db.query(DeadLetterStore.listSQL, params: [String(limit)]) { result in
+            switch result {
+            case .success(let rows):
+                let out = ByteBuffer(capacity: 256 * max(rows.rowCount, 1))
+                out.write(byte: UInt8(ascii: "["))
+                for row in 0..<rows.rowCount {
+                    if row > 0 { out.write(byte: UInt8(ascii: ",")) }
+                    out.write("{\"event_id\":" as StaticString)
+                    JSONString.writeQuoted(Self.fromHex(rows.string(row, 0)), to: out)
+                    out.write(",\"seq\":" as StaticString)
+                    out.write(rows.string(row, 1) ?? "null")
+                    out.write(",\"payload\":" as StaticString)
+                    if rows.isNull(row, 2) { out.write("null" as StaticString) } else { JSONString.writeQuoted(Self.fromHex(rows.string(row, 2)), to: out) }
+                    for (column, name) in [(3, "error"), (4, "failed_by"), (5, "failed_at")] {
+                        out.write(",\"\(name)\":")
+                        JSONString.writeQuoted(rows.string(row, column) ?? "", to: out)
+                    }
+                    out.write(byte: UInt8(ascii: "}"))
+                }
+                out.write(byte: UInt8(ascii: "]"))
+                responder.respond(HTTPResponse(status: 200, contentType: "application/json", body: out.readableBytesArray))
+            case .failure(let error):
+                responder.respondError(503, "database unavailable: \(error)")
+            }
+        }
+    }
+
+    /// Text from PostgreSQL's hex encoding.
+    static func fromHex(_ hex: String?) -> String {
+        guard let hex else { return "" }
+        var bytes: [UInt8] = []
+        var high: UInt8?
+        for c in hex.utf8 {
+            guard let nibble = JSONScanner.hexValue(c) else { continue }
+            if let h = high { bytes.append(h << 4 | UInt8(nibble)); high = nil } else { high = UInt8(nibble) }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private func list(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        guard let limit = limit(request, responder) else { return }
         var sql = "SELECT \(Self.columns) FROM events"
         var params: [String?] = []
         if let text = request.queryParameter("before_seq") {

@@ -9,12 +9,15 @@ final class ListenerMetrics: Sendable {
     let processed: Counter
     let stored: Counter
     let recovered: Counter
+    let deadLettered: Counter
+    let streamReplaced: Counter
     let malformed: Counter
     let gaps: Counter
     let gapEvents: Counter
     let storeFailures: Counter
     let claimFailures: Counter
     let inFlight: Gauge
+    let inFlightBytes: Gauge
     let watching: Gauge
     let watermark: Gauge
 
@@ -26,12 +29,15 @@ final class ListenerMetrics: Sendable {
         processed = registry.counter("dedup_events_processed_total", help: "Events this instance processed.")
         stored = registry.counter("dedup_events_stored_total", help: "Rows this instance inserted into PostgreSQL.")
         recovered = registry.counter("dedup_events_recovered_total", help: "Events taken over from an owner that died or failed.")
+        deadLettered = registry.counter("dedup_events_dead_lettered_total", help: "Events PostgreSQL refused for good, kept in dead_letters.")
+        streamReplaced = registry.counter("dedup_stream_replaced_total", help: "Times the producer served another stream than the one this instance resumed (its log was replaced).")
         malformed = registry.counter("dedup_stream_malformed_lines_total", help: "Lines from the producer that were not valid events.")
         gaps = registry.counter("dedup_stream_gaps_total", help: "Gaps the producer reported on resume.")
         gapEvents = registry.counter("dedup_stream_gap_events_total", help: "Events the producer no longer had when this instance resumed.")
         storeFailures = registry.counter("dedup_store_failures_total", help: "Batch inserts that failed and were retried.")
         claimFailures = registry.counter("dedup_claim_failures_total", help: "Claim round trips that failed and were retried.")
         inFlight = registry.gauge("dedup_events_in_flight", help: "Events received and not yet finished.")
+        inFlightBytes = registry.gauge("dedup_events_in_flight_bytes", help: "Event bytes received and not yet finished (bounded by MAX_IN_FLIGHT_BYTES).")
         watching = registry.gauge("dedup_events_watching", help: "Events claimed by another instance that this one watches.")
         watermark = registry.gauge("dedup_stream_watermark_seq", help: "Highest seq at or below which everything is finished.")
     }

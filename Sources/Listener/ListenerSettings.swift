@@ -14,6 +14,8 @@ struct ListenerSettings {
     var lockTTLMillis = 30_000
     var dedupWindowMillis = 600_000
     var processDelayMillis = 0
+    var maxInFlightBytes = 268_435_456
+    var shutdownTimeoutMillis = 10_000
     var logLevel = Logger.Level.info
     var host = "0.0.0.0"
 
@@ -46,6 +48,10 @@ struct ListenerOptions: ParsableCommand {
     var dedupWindowMs: String?
     @Option(name: .customLong("process-delay-ms"), help: "Simulated processing per event [env PROCESS_DELAY_MS] (default: 0)")
     var processDelayMs: String?
+    @Option(name: .customLong("max-in-flight-bytes"), help: "Event bytes held unfinished above which reading from the producer pauses [env MAX_IN_FLIGHT_BYTES] (default: 268435456)")
+    var maxInFlightBytes: String?
+    @Option(name: .customLong("shutdown-timeout-ms"), help: "After SIGTERM, how long to finish in-flight events before releasing the rest [env SHUTDOWN_TIMEOUT_MS] (default: 10000)")
+    var shutdownTimeoutMs: String?
     @Option(name: .customLong("log-level"), help: "debug, info, warning, error [env LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -75,6 +81,10 @@ struct ListenerOptions: ParsableCommand {
                                                         range: 1_000...(30 * 86_400_000))
         s.processDelayMillis = try Settings.milliseconds(processDelayMs, env: "PROCESS_DELAY_MS", default: s.processDelayMillis,
                                                          range: 0...3_600_000)
+        s.maxInFlightBytes = try Settings.integer(maxInFlightBytes, env: "MAX_IN_FLIGHT_BYTES", default: s.maxInFlightBytes,
+                                                  range: (1 << 20)...(1 << 40))
+        s.shutdownTimeoutMillis = try Settings.milliseconds(shutdownTimeoutMs, env: "SHUTDOWN_TIMEOUT_MS", default: s.shutdownTimeoutMillis,
+                                                            range: 0...3_600_000)
         s.logLevel = try LogSetup.level(Settings.string(logLevel, env: "LOG_LEVEL", default: "info"))
         return s
     }

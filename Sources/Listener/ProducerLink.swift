@@ -2,8 +2,9 @@ import Logging
 import Reactor
 
 /// The WebSocket link to the producer: reconnects with backoff and resumes from the
-/// engine's watermark (`?from_seq=`), pauses reading while the engine is saturated or its
-/// stores are down (the producer's ring covers the pause), and feeds frames to the engine.
+/// engine's watermark (`?from_seq=N&stream=S`), notices when the producer serves another
+/// stream (its log was replaced), pauses reading while the engine is saturated or its
+/// stores are down (the producer's log covers the pause), and feeds frames to the engine.
 final class ProducerLink: WebSocketClientDelegate {
     private(set) var client: WebSocketClient!
     private let configuration: WebSocketConfiguration
@@ -14,8 +15,11 @@ final class ProducerLink: WebSocketClientDelegate {
     /// The from_seq of the current connection (nil: live only), to spot a restarted producer.
     private var requestedFrom: UInt64?
     private var firstFrameOfConnection = true
-    /// True once any watermark exists (persisted or received): from then on we resume.
-    var resumeEnabled = false
+    /// The producer's stream as last seen (empty: not known yet, or a producer that names
+    /// none).
+    var stream = ""
+    /// Told when the producer serves another stream than the one we resumed.
+    var onStreamReplaced: ((_ old: String, _ new: String) -> Void)?
     private(set) var isUp = false
     private(set) var lastError: String?
 
@@ -42,18 +46,35 @@ final class ProducerLink: WebSocketClientDelegate {
         client.connect()
     }
 
-    /// The producer URL with `from_seq` set to the watermark when resuming.
+    /// The producer URL with `from_seq` set to the watermark (0 before anything was ever
+    /// finished: everything retained, never "live only") and `stream` when known.
     func currentURL() -> WebSocketURL {
         var url = baseURL
-        guard resumeEnabled || engine.tracker.highest > 0 else {
-            requestedFrom = nil
-            return url
-        }
         let from = engine.tracker.watermark
         requestedFrom = from
-        let existing = url.query.map { $0.split(separator: "&").filter { !$0.hasPrefix("from_seq=") }.joined(separator: "&") } ?? ""
-        url.query = (existing.isEmpty ? "" : existing + "&") + "from_seq=\(from)"
+        let existing = url.query.map {
+            $0.split(separator: "&").filter { !$0.hasPrefix("from_seq=") && !$0.hasPrefix("stream=") }.joined(separator: "&")
+        } ?? ""
+        var query = (existing.isEmpty ? "" : existing + "&") + "from_seq=\(from)"
+        if !stream.isEmpty { query += "&stream=" + Self.percentEncoded(stream) }
+        url.query = query
         return url
+    }
+
+    /// Stream ids are the producer's own tokens; anything outside the unreserved set is
+    /// escaped so the query stays well formed whatever they hold.
+    static func percentEncoded(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        return out
     }
 
     private func setReading(_ open: Bool) {
@@ -79,6 +100,15 @@ final class ProducerLink: WebSocketClientDelegate {
         lastError = nil
         firstFrameOfConnection = true
         logger.info("connected to the producer at \(client.url)")
+        if let served = client.responseHeaders["Dedup-Stream"], served != stream {
+            let old = stream
+            stream = served
+            if !old.isEmpty {
+                // Served from the start of what the new log retains.
+                firstFrameOfConnection = false
+                onStreamReplaced?(old, served)
+            }
+        }
         if !reading { socket.connection.pauseReading() }
     }
 
@@ -89,8 +119,9 @@ final class ProducerLink: WebSocketClientDelegate {
         }
         if firstFrameOfConnection {
             firstFrameOfConnection = false
-            if let from = requestedFrom, let seq = firstSeq(bytes), seq <= from, seq <= engine.tracker.highest {
-                engine.producerRestarted(firstSeq: seq)
+            // A producer without a stream id that started over: its numbering went back.
+            if let from = requestedFrom, let seq = firstSeq(bytes), seq <= from, seq <= engine.tracker.highest, seq > 0 {
+                engine.streamRestarted(at: seq - 1)
             }
         }
         engine.receive(frame: bytes)

@@ -13,6 +13,8 @@ struct SeqTracker {
     private(set) var base: UInt64
     /// The highest seq received.
     private(set) var highest: UInt64
+    /// Which numbering of the producer's seqs this tracks (see `restart`).
+    private(set) var generation: UInt32 = 0
 
     /// Starts after `watermark` (everything up to it is finished).
     init(watermark: UInt64 = 0) {
@@ -39,15 +41,17 @@ struct SeqTracker {
     }
 
     /// Marks `seq` finished and advances the watermark past every finished or missing seq.
-    mutating func finished(_ seq: UInt64) {
-        guard seq >= base, seq <= highest else { return }
+    mutating func finished(_ seq: UInt64, generation: UInt32) {
+        guard generation == self.generation, seq >= base, seq <= highest else { return }
         states[Int(seq) & mask] = .finished
         advance()
     }
 
     /// The producer started over (its seqs restarted): forget the old numbering.
     mutating func restart(at watermark: UInt64) {
+        let next = generation &+ 1
         self = SeqTracker(watermark: watermark)
+        generation = next
     }
 
     private mutating func advance() {

@@ -1,7 +1,9 @@
 /// Events another instance claimed: kept (with their payloads, in case this instance must
-/// take over) until the owner's progress mark says it finished them, or until the claim
-/// could have expired, when this instance tries to claim them again. Holds only events
-/// whose owner has not finished yet, never rate x TTL.
+/// take over) until the owner's progress mark *for the claim value that holds them* says
+/// it finished them, or until the claim could have expired or the owner released it, when
+/// this instance tries to claim them again. A mark is read per owner claim value, never
+/// per event, and only ever grows for one value (see `ClaimValues`), so keeping the
+/// highest one read is safe. Holds only events whose owner has not finished yet.
 struct WatchList {
     private(set) var events = EventSet()
     private(set) var owners: [Int] = []
@@ -11,6 +13,8 @@ struct WatchList {
     private(set) var ownerClaims: [[UInt8]] = []
     private var lastOwner: Int?
     var progress: [UInt64] = []
+    /// Owners that gave their claims back (their progress key says "released").
+    var released: [Bool] = []
 
     var count: Int { events.count }
     var isEmpty: Bool { events.isEmpty }
@@ -26,6 +30,7 @@ struct WatchList {
         }
         ownerClaims.append(Array(holder))
         progress.append(0)
+        released.append(false)
         lastOwner = ownerClaims.count - 1
         return ownerClaims.count - 1
     }
@@ -57,4 +62,16 @@ struct WatchList {
         owners = keptOwners
         since = keptSince
     }
+
+    /// Every recovery round adds a claim value; with nothing watched and no claim answer
+    /// waiting to be resolved (which may name an owner index), the table starts over.
+    mutating func forgetOwners() {
+        ownerClaims.removeAll()
+        progress.removeAll()
+        released.removeAll()
+        lastOwner = nil
+    }
+
+    /// Event bytes held (what MAX_IN_FLIGHT_BYTES bounds).
+    var byteCount: Int { events.byteCount }
 }

@@ -1,17 +1,32 @@
 import Reactor
 
-/// Events this instance claimed, through processing, storing and marking done.
+/// Events this instance claimed under one claim value, through processing, storing
+/// (split when PostgreSQL refuses part of it), dead-lettering and marking done. Its stage
+/// moves only through `EventStage.next`.
 final class WorkBatch {
-    enum Stage { case processing, storing, marking, done }
     let events: EventSet
+    /// The claim value its events' keys hold.
+    let claim: [UInt8]
     let minSeq: UInt64
-    var stage = Stage.processing
+    private(set) var stage = EventStage.processing
+    /// What is left to insert.
+    var plan: InsertPlan
     var attempts = 0
-    var released = false
     var extendTimer: TimerHandle?
 
-    init(events: EventSet) {
+    init(events: EventSet, claim: [UInt8]) {
         self.events = events
+        self.claim = claim
         minSeq = events.seqs.min() ?? 0
+        plan = InsertPlan(count: events.count)
     }
+
+    func advance(_ input: EventStage.Input) { stage = stage.next(input) }
+
+    /// Claimed and not yet stored: its claims are kept alive and block our progress mark.
+    var holdsClaims: Bool {
+        stage == .processing || stage == .storing || stage == .deadLettering
+    }
+
+    var released: Bool { stage == .released }
 }

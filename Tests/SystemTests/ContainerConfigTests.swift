@@ -87,7 +87,7 @@ final class ContainerConfigTests: XCTestCase {
         let postgres = PostgresTestServer.shared
         // Other system tests share these servers: a clean slate (no stored events, offsets or claims).
         _ = try postgres.psql("DO $$ BEGIN IF to_regclass('events') IS NOT NULL THEN TRUNCATE events; END IF; END $$")
-        _ = try postgres.psql("DROP TABLE IF EXISTS listener_offsets")
+        _ = try postgres.psql("DROP TABLE IF EXISTS listener_offsets, listener_watermarks, dead_letters")
         _ = try redis.cli("FLUSHALL")
 
         let producer = try XCTUnwrap(services["producer"])

@@ -87,7 +87,7 @@ final class GuaranteeTests: XCTestCase {
         XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "g5-a-")) == first["distinct"] as? Int })
         // Its watermark is persisted a few times a second; kill it once it has caught up.
         XCTAssertTrue(waitUntil(10) {
-            (try? system.postgres.psql("SELECT seq FROM listener_offsets WHERE instance_id = 'solo'")) == "5000"
+            (try? system.postgres.psql("SELECT seq FROM listener_watermarks WHERE instance_id = 'solo'")) == "5000"
         })
         system.listeners["solo"]!.kill()
         let missed = try system.flood(count: 5_000, prefix: "g5-b-", seed: 9)

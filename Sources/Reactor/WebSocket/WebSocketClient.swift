@@ -76,6 +76,9 @@ public final class WebSocketClient {
     public private(set) var failedAttempts = 0
     /// Successful handshakes so far (tests, metrics).
     public private(set) var connectCount = 0
+    /// The headers of the last accepted handshake response (a server's own headers, such
+    /// as the id of the stream it serves, ride on it).
+    public private(set) var responseHeaders = HTTPHeaders()
 
     private var handshake: WebSocketClientHandshake?
     private var retryTimer: TimerHandle?
@@ -146,6 +149,7 @@ public final class WebSocketClient {
         self.handshake = nil
         failedAttempts = 0
         connectCount += 1
+        responseHeaders = handshake.responseHeaders
         self.socket = socket
         socket.delegate = delegate
         socket.onClosed = { [weak self] closed in

@@ -9,6 +9,8 @@ final class WebSocketClientHandshake: TCPConnectionDelegate {
     private var timer: TimerHandle?
     private var finished = false
     private var connected = false
+    /// The 101 response's headers, once accepted.
+    private(set) var responseHeaders = HTTPHeaders()
     static let maxResponseHead = 16 * 1024
 
     init(client: WebSocketClient, url: WebSocketURL) {
@@ -107,6 +109,7 @@ final class WebSocketClientHandshake: TCPConnectionDelegate {
         // We offered no extension or subprotocol, so a server may not pick one.
         if headers.contains("Sec-WebSocket-Extensions") { return "server chose an extension we did not offer" }
         if headers.contains("Sec-WebSocket-Protocol") { return "server chose a subprotocol we did not offer" }
+        responseHeaders = headers
         return nil
     }
 }
