@@ -40,7 +40,7 @@ final class SystemHarness {
         let process = try ServiceProcess(binary: productPath("listener"), log: dir + "/\(id).log",
                                          environment: ["INSTANCE_ID": id, "PORT": "\(apiPort)", "HOST": "127.0.0.1",
                                                        "PRODUCER_URL": "ws://127.0.0.1:\(wsPort)/", "REDIS_URL": redis.url,
-                                                       "DATABASE_URL": postgres.url, "LOG_LEVEL": "warning"].merging(env) { $1 },
+                                                       "DATABASE_URL": postgres.url, "LOG_LEVEL": ProcessInfo.processInfo.environment["DEDUP_TEST_LOG_LEVEL"] ?? "warning"].merging(env) { $1 },
                                          port: apiPort)
         listeners[id] = process
         XCTAssertTrue(waitUntil(20) { (try? httpGet(port: apiPort, path: "/health").status) == 200 },

@@ -1,0 +1,78 @@
+import Foundation
+import Glibc
+import TestSupport
+import XCTest
+
+/// No single event, whatever it holds, can stop other events from being stored: what
+/// PostgreSQL refuses for good lands in `dead_letters`, everything else in `events`.
+final class PoisonEventTests: XCTestCase {
+    private func goodLine(_ seq: UInt64, _ prefix: String) -> (UInt64, String) {
+        (seq, "{\"seq\":\(seq),\"event_id\":\"\(prefix)\(seq)\",\"payload\":{\"n\":\(seq)}}")
+    }
+
+    /// 200 good events with a poison one in the middle: every good one is stored, the
+    /// poison one is dead-lettered, health stays 200, the watermark passes it, and SIGTERM
+    /// exits at once.
+    func testAPoisonEventInTheMiddleOfABatchWedgesNothing() throws {
+        let system = try SystemHarness()
+        var lines = (1...100).map { goodLine($0, "pz-") }
+        lines.append((101, "{\"seq\":101,\"event_id\":\"bad\\u0000id\",\"payload\":{\"n\":101}}"))
+        lines += (102...201).map { goodLine($0, "pz-") }
+        let fake = try FakeProducer(port: system.wsPort, lines: lines)
+        defer { fake.shutdown() }
+        try system.startListener("pa")
+        try system.startListener("pb")
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "pz-")) == 200 },
+                      "rows: \(String(describing: try? system.rowCount(prefix: "pz-"))): \(system.listeners["pa"]!.logTail())")
+        XCTAssertTrue(waitUntil(10) { (try? system.postgres.psql("SELECT count(*) FROM dead_letters")) == "1" })
+        XCTAssertEqual(try system.postgres.psql("SELECT encode(event_id, 'escape') FROM dead_letters"), "bad\\000id")
+        XCTAssertTrue(waitUntil(10) { system.sum("dedup_events_dead_lettered_total") == 1 })
+        for id in ["pa", "pb"] {
+            XCTAssertTrue(waitUntil(10) { system.metric(id, "dedup_stream_watermark_seq") == 201 }, "\(id) watermark \(String(describing: system.metric(id, "dedup_stream_watermark_seq")))")
+            XCTAssertEqual(try httpGet(port: system.listeners[id]!.port, path: "/health").status, 200)
+        }
+        XCTAssertEqual(system.sum("dedup_events_processed_total"), 201)
+        let started = Date()
+        XCTAssertEqual(system.listeners["pa"]!.terminate(grace: 10), 0)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+    }
+
+    /// Each kind of value PostgreSQL cannot hold, alone among good events.
+    func testEachKindOfUnstorableEventIsDeadLetteredAlone() throws {
+        let system = try SystemHarness()
+        let poison = [
+            "{\"event_id\":\"nul\\u0000id\",\"payload\":1}",
+            "{\"event_id\":\"nul-payload\",\"payload\":\"a\\u0000b\"}",
+            "{\"event_id\":\"huge-number\",\"payload\":1e131072}",
+            "{\"event_id\":\"tiny-number\",\"payload\":{\"x\":[1e-16384]}}",
+            "{\"event_id\":\"lone-surrogate\",\"payload\":\"\\ud800\"}",
+        ]
+        var lines: [(UInt64, String)] = []
+        var seq: UInt64 = 0
+        for line in poison {
+            seq += 1
+            lines.append(goodLine(seq, "pk-"))
+            seq += 1
+            lines.append((seq, "{\"seq\":\(seq)," + line.dropFirst()))
+        }
+        seq += 1
+        lines.append(goodLine(seq, "pk-"))
+        let fake = try FakeProducer(port: system.wsPort, lines: lines)
+        defer { fake.shutdown() }
+        let listener = try system.startListener("pk")
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "pk-")) == poison.count + 1 })
+        XCTAssertTrue(waitUntil(10) { system.metric("pk", "dedup_events_dead_lettered_total") == poison.count },
+                      "dead letters: \(String(describing: try? system.postgres.psql("SELECT event_id, error FROM dead_letters"))); \(listener.logTail())")
+        let (status, body) = try httpGet(port: listener.port, path: "/api/dead-letters")
+        XCTAssertEqual(status, 200)
+        let letters = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]])
+        XCTAssertEqual(Set(letters.compactMap { $0["event_id"] as? String }),
+                       ["nul\u{0}id", "nul-payload", "huge-number", "tiny-number", "lone-surrogate"])
+        let huge = try XCTUnwrap(letters.first { $0["event_id"] as? String == "huge-number" })
+        XCTAssertEqual(huge["payload"] as? String, "1e131072")
+        XCTAssertEqual(huge["failed_by"] as? String, "pk")
+        XCTAssertTrue((huge["error"] as? String ?? "").contains("22003"), "\(huge)")
+        XCTAssertTrue(waitUntil(10) { system.metric("pk", "dedup_stream_watermark_seq") == Int(seq) })
+        XCTAssertEqual(try httpGet(port: listener.port, path: "/health").status, 200)
+    }
+}
