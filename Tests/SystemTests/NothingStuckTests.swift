@@ -55,7 +55,7 @@ final class NothingStuckTests: XCTestCase {
     /// MAX_IN_FLIGHT_BYTES + 64 MiB, and all of them are stored once it is back.
     func testMemoryIsBoundedByBytesInFlight() throws {
         let system = try SystemHarness()
-        try system.startProducer(["MAX_BODY_BYTES": "1048576", "REPLAY_CAPACITY": "4096"])
+        try system.startProducer(["MAX_BODY_BYTES": "1048576", "REPLAY_CAPACITY": "6000000"])
         let limit = 32 << 20
         let listener = try system.startListener("bounded", ["MAX_IN_FLIGHT_BYTES": "\(limit)"])
         system.postgres.stop()
