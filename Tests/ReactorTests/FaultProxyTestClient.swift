@@ -87,6 +87,21 @@ final class RawTestClient {
         return nil
     }
 
+    /// Reads exactly `count` bytes (nil when the connection ends or the deadline passes
+    /// first): for large replies, compared as bytes rather than decoded again per read.
+    func readBytes(_ count: Int, timeout: Duration = .seconds(30)) -> [UInt8]? {
+        let deadline = ContinuousClock.now + timeout
+        var received: [UInt8] = []
+        while received.count < count && ContinuousClock.now < deadline {
+            switch read(timeout: .milliseconds(100)) {
+            case .data(let bytes): received += bytes
+            case .silent: continue
+            default: return nil
+            }
+        }
+        return received.count == count ? received : nil
+    }
+
     /// Reads until the connection ends, collecting whatever data came first; `.silent`
     /// when it is still open at the deadline.
     func readToEnd(timeout: Duration = .seconds(10)) -> (data: [UInt8], end: Outcome) {

@@ -49,9 +49,16 @@ final class FaultProxyTests: XCTestCase {
         let client = try RawTestClient(port: proxy.port)
         let k = key()
         // Several MiB: more than the proxy holds per lane, so backpressure is exercised too.
-        let value = String((0..<(3 << 20)).map { i in Character(UnicodeScalar(UInt8(97 + i % 26))) })
+        let value = Self.bigValue(3 << 20)
         client.send(resp("SET", k, value) + resp("STRLEN", k) + resp("GET", k))
-        XCTAssertNotNil(client.readUntil("+OK\r\n:\(value.utf8.count)\r\n$\(value.utf8.count)\r\n" + value + "\r\n", timeout: .seconds(30)))
+        let expected = Array("+OK\r\n:\(value.utf8.count)\r\n$\(value.utf8.count)\r\n\(value)\r\n".utf8)
+        let received = client.readBytes(expected.count)
+        XCTAssertTrue(received == expected, "reply differs: \(received?.count ?? -1) of \(expected.count) bytes")
+    }
+
+    /// A value of `count` printable bytes that is not all the same byte.
+    private static func bigValue(_ count: Int) -> String {
+        String(decoding: (0..<count).map { UInt8(97 + $0 % 26) }, as: UTF8.self)
     }
 
     func testManyClientsAtOnce() throws {
@@ -112,6 +119,49 @@ final class FaultProxyTests: XCTestCase {
         XCTAssertEqual(client.readToEnd().end, .reset)
         XCTAssertEqual(try redis.cli("GET", k), "split")
         XCTAssertEqual(proxy.stats.cutsFired, 1)
+    }
+
+    func testCutLetsARequestSpreadOverManyReadsRunWhole() throws {
+        let proxy = try makeRedisProxy()
+        defer { proxy.stop() }
+        let client = try RawTestClient(port: proxy.port)
+        let k = key()
+        proxy.armCutBeforeReply(matching: "SET")
+        // 2 MiB: the pattern is in the first read, the rest follows in many more.
+        let value = Self.bigValue(2 << 20)
+        client.send(resp("SET", k, value))
+        XCTAssertEqual(client.readToEnd(timeout: .seconds(30)).end, .reset)
+        XCTAssertEqual(try redis.cli("STRLEN", k), "\(value.utf8.count)")
+        XCTAssertEqual(proxy.stats.cutsFired, 1)
+        XCTAssertEqual(proxy.stats.bytesToServer, resp("SET", k, value).utf8.count)
+    }
+
+    func testCutSwallowsThePipelinedAnswersThatShareTheReply() throws {
+        let proxy = try makeRedisProxy()
+        defer { proxy.stop() }
+        let client = try RawTestClient(port: proxy.port)
+        let k = key()
+        proxy.armCutBeforeReply(matching: "INCR")
+        // One write, three commands: all run, no answer arrives.
+        client.send(resp("INCR", k) + resp("INCR", k) + resp("INCR", k))
+        let (data, end) = client.readToEnd()
+        XCTAssertEqual(data, [])
+        XCTAssertEqual(end, .reset)
+        XCTAssertEqual(try redis.cli("GET", k), "3")
+        XCTAssertEqual(proxy.stats.cutsFired, 1)
+    }
+
+    func testCutBeforeNextReplyMatchesAnyRequest() throws {
+        let proxy = try makeRedisProxy()
+        defer { proxy.stop() }
+        let client = try RawTestClient(port: proxy.port)
+        let k = key()
+        proxy.armCutBeforeNextReply()
+        client.send(resp("RPUSH", k, "a"))
+        XCTAssertEqual(client.readToEnd().end, .reset)
+        XCTAssertEqual(try redis.cli("LLEN", k), "1")
+        XCTAssertEqual(proxy.stats.cutsFired, 1)
+        XCTAssertEqual(proxy.stats.cutsArmed, 0)
     }
 
     func testCutLeavesOtherConnectionsAndOtherCommandsAlone() throws {

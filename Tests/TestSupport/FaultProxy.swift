@@ -29,15 +29,19 @@ import Glibc
 ///   their first read or write fails with ECONNRESET); no upstream connection is made.
 ///   Open connections are untouched.
 /// - `armCutBeforeReply(matching:times:)`: the command ran, its reply was lost. When the
-///   client-to-server bytes of a connection contain the pattern (also across chunk
-///   boundaries), the chunk holding it is forwarded in full, nothing more is read from that
-///   client, and once that chunk is written the next bytes the server sends are swallowed
-///   (counted in `bytesSwallowed`) and both sides are reset; `cutsFired` then goes up by
-///   one. So when a test sees the cut, the server has already executed the command.
-///   Replies the server sent before the request was fully written are forwarded normally;
-///   with pipelining, replies to earlier commands that share the swallowed chunk are lost
-///   too, as with a real reset. If the server closes before answering, the client is
-///   reset without a count. Each match uses one of `times`.
+///   client-to-server bytes of a connection contain the pattern (also across two reads),
+///   that connection is doomed: client bytes keep flowing to the server (so a request
+///   that spans many reads, a big INSERT, arrives whole), replies the server sent before
+///   the matching chunk was fully written still reach the client, and every server byte
+///   read after that is swallowed, never forwarded (counted in `bytesSwallowed`). As soon
+///   as some have been swallowed and every client byte read so far is written, both sides
+///   are reset (RST) and `cutsFired` goes up by one. So when a test sees the cut, the
+///   server has executed the command and answered it. With pipelining, answers to other
+///   commands sent in the same write are lost too, as with a real reset. A request written
+///   in pieces with pauses between them can be cut before its last piece if an earlier
+///   answer arrives in a pause. If the server closes before answering, the client is reset
+///   without a count. Each matching connection uses one of `times`; nothing else is cut.
+///   `armCutBeforeNextReply(times:)` matches any client bytes.
 ///
 /// A failed upstream connect resets the client (counted in `upstreamConnectFailures`); a
 /// FIN from either peer is passed on (half-close) after the bytes before it; an RST from
@@ -174,6 +178,12 @@ public final class FaultProxy: @unchecked Sendable {
     /// `armCutBeforeReply` with the pattern's UTF-8 bytes, e.g. "SET" or "INSERT".
     public func armCutBeforeReply(matching pattern: String, times: Int = 1) {
         armCutBeforeReply(matching: Array(pattern.utf8), times: times)
+    }
+
+    /// Arms `times` cuts that match whatever the next clients send: the next request on
+    /// any connection runs and its reply is lost (for chaos schedules that pick no command).
+    public func armCutBeforeNextReply(times: Int = 1) {
+        control.change { _, commands in commands.arm = ([], max(0, times)) }
     }
 
     /// Cancels the cuts still armed.

@@ -85,9 +85,9 @@ final class FaultProxyPair {
     func destination(_ direction: FaultProxy.Direction) -> Int32 { direction == .toServer ? server : client }
 
     /// Records client bytes and tells whether `pattern` ends inside them (a match wholly
-    /// inside older bytes was seen, or not armed, before).
+    /// inside older bytes was seen, or not armed, before). Nil: not armed; empty: any bytes.
     func noteClientBytes(_ bytes: [UInt8], pattern: [UInt8]?) -> Bool {
-        var matched = false
+        var matched = pattern?.isEmpty == true
         if let pattern, !pattern.isEmpty {
             let carried = tail.suffix(pattern.count - 1)
             let window = Array(carried) + bytes
