@@ -294,6 +294,20 @@ final class FaultProxyTests: XCTestCase {
         XCTAssertNotNil(client.readUntil("+PONG\r\n"))
     }
 
+    func testLatencyKeepsOrderAcrossManyChunks() throws {
+        let proxy = try makeRedisProxy()
+        defer { proxy.stop() }
+        let client = try RawTestClient(port: proxy.port)
+        proxy.latency(.milliseconds(20))
+        var expected = ""
+        for i in 0..<500 {
+            client.send(resp("ECHO", "m\(i)"))
+            expected += "$\("m\(i)".utf8.count)\r\nm\(i)\r\n"
+        }
+        let received = client.readBytes(expected.utf8.count)
+        XCTAssertEqual(received.map { String(decoding: $0, as: UTF8.self) }, expected)
+    }
+
     func testRefuseResetsNewClientsOnlyAndCanBeLifted() throws {
         let proxy = try makeRedisProxy()
         defer { proxy.stop() }

@@ -76,7 +76,7 @@ final class FaultProxyEngine {
         for direction in FaultProxy.Direction.allCases where !pair.closed {
             guard mayWrite(pair, direction) else { continue }
             let fd = pair.destination(direction)
-            while let head = pair.lanes[direction.rawValue].chunks.first, head.due <= now {
+            while let head = pair.lanes[direction.rawValue].first, head.due <= now {
                 let written = head.bytes.withUnsafeBytes { raw in
                     send(fd, raw.baseAddress! + head.offset, head.bytes.count - head.offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
                 }
@@ -87,12 +87,7 @@ final class FaultProxyEngine {
                 }
                 count(written, direction)
                 if direction == .toServer { pair.clientBytesWritten += written }
-                pair.lanes[direction.rawValue].heldBytes -= written
-                if head.offset + written == head.bytes.count {
-                    pair.lanes[direction.rawValue].chunks.removeFirst()
-                } else {
-                    pair.lanes[direction.rawValue].chunks[0].offset += written
-                }
+                pair.lanes[direction.rawValue].consume(written)
             }
             let lane = pair.lanes[direction.rawValue]
             if lane.sourceEnded && lane.isEmpty && !lane.finSent {
@@ -121,7 +116,7 @@ final class FaultProxyEngine {
 
     /// A chunk is due but the destination's buffer was full: wait for POLLOUT.
     private func wantsWrite(_ pair: FaultProxyPair, _ direction: FaultProxy.Direction, now: UInt64) -> Bool {
-        guard mayWrite(pair, direction), let head = pair.lanes[direction.rawValue].chunks.first else { return false }
+        guard mayWrite(pair, direction), let head = pair.lanes[direction.rawValue].first else { return false }
         return head.due <= now
     }
 
@@ -150,7 +145,7 @@ final class FaultProxyEngine {
                 if side == 1 && !pair.serverConnected { events |= Int16(POLLOUT) }
                 let skip = events == 0 && pair.hungUp[side]
                 fds.append(pollfd(fd: skip ? -1 : fd, events: events, revents: 0))
-                if mayWrite(pair, writeDirection), let head = pair.lanes[writeDirection.rawValue].chunks.first, head.due > now {
+                if mayWrite(pair, writeDirection), let head = pair.lanes[writeDirection.rawValue].first, head.due > now {
                     nextDue = min(nextDue, head.due)
                 }
             }

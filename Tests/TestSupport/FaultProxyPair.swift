@@ -11,9 +11,12 @@ struct FaultProxyChunk {
 
 /// One direction of a pair: what was read from the source and not yet written on.
 struct FaultProxyLane {
-    var chunks: [FaultProxyChunk] = []
-    /// Bytes in `chunks` not yet written, to stop reading when too much is held.
-    var heldBytes = 0
+    /// Chunks from `head` on are still to be written; the ones before are done and
+    /// dropped in batches, so a long queue (a healed black hole) drains in linear time.
+    private var chunks: [FaultProxyChunk] = []
+    private var head = 0
+    /// Bytes not yet written, to stop reading when too much is held.
+    private(set) var heldBytes = 0
     /// The source sent its FIN.
     var sourceEnded = false
     /// The FIN was passed on (shutdown of the destination's write side).
@@ -22,11 +25,29 @@ struct FaultProxyLane {
     /// Reading pauses above this, so a black-holed or slow peer holds memory, not more.
     static let holdLimit = 1 << 20
 
-    var isEmpty: Bool { chunks.isEmpty }
+    var isEmpty: Bool { head == chunks.count }
+
+    /// The next chunk to write.
+    var first: FaultProxyChunk? { isEmpty ? nil : chunks[head] }
 
     mutating func append(_ bytes: [UInt8], due: UInt64) {
         chunks.append(FaultProxyChunk(bytes: bytes, due: due))
         heldBytes += bytes.count
+    }
+
+    /// Marks `count` bytes of the first chunk written.
+    mutating func consume(_ count: Int) {
+        heldBytes -= count
+        chunks[head].offset += count
+        guard chunks[head].offset == chunks[head].bytes.count else { return }
+        head += 1
+        if head == chunks.count {
+            chunks.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 64 && head * 2 >= chunks.count {
+            chunks.removeFirst(head)
+            head = 0
+        }
     }
 }
 
