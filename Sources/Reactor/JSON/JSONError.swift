@@ -17,8 +17,10 @@ public struct JSONError: Error, CustomStringConvertible, Equatable {
     public let message: String
     /// The byte the problem was found at.
     public let offset: Int
+    /// Malformed, unstorable or too deep.
     public let kind: Kind
 
+    /// An error of `kind` (a syntax error unless said otherwise) at byte `offset`.
     public init(_ message: String, at offset: Int, kind: Kind = .syntax) {
         self.message = message
         self.offset = offset

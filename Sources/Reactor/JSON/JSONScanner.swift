@@ -35,15 +35,16 @@ public struct JSONScanner {
     }
 
     /// Checks that the whole text is exactly one JSON value (whitespace around it allowed).
-    public func validateDocument(maxDepth: Int = JSONScanner.maxDepth) throws {
+    public func validateDocument() throws {
         let start = skipWhitespace(0)
-        let end = try skipValue(at: start, maxDepth: maxDepth)
+        let end = try skipValue(at: start)
         let rest = skipWhitespace(end)
         if rest != bytes.count { throw JSONError("unexpected data after the value", at: rest) }
     }
 
     /// Skips one value starting exactly at `i`, whose arrays and objects may nest at most
-    /// `maxDepth` levels (`[]` is one level, `1` none); returns the index just past it.
+    /// `maxDepth` levels (`[]` is one level, `1` none; a bit per level is reserved on the stack
+    /// up front, so keep it near `JSONScanner.maxDepth`); returns the index just past it.
     public func skipValue(at i: Int, maxDepth: Int = JSONScanner.maxDepth) throws -> Int {
         precondition(maxDepth >= 0, "a negative nesting limit")
         guard i < bytes.count, bytes[i] == UInt8(ascii: "[") || bytes[i] == UInt8(ascii: "{") else {
