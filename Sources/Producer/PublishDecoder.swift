@@ -11,30 +11,39 @@ struct PublishError: Error, Equatable {
 /// payload is forwarded as the bytes it arrived in, except that a payload spread over
 /// several lines is compacted, since each event must stay on one NDJSON line. The
 /// event_id is re-encoded canonically so every listener sees the same key bytes.
+///
+/// What PostgreSQL could not store (`TEXT` for the id, `JSONB` for the payload) is
+/// refused here, in the same pass, naming the event and the reason: a listener must
+/// never hold an event no insert can take.
 enum PublishDecoder {
     static let maxEventIDBytes = 255
+    /// Deepest nesting of arrays and objects in a payload: a limit of ours, well inside what
+    /// PostgreSQL's parser takes, so every reader can walk what we accept.
+    static let maxPayloadDepth = 1000
 
     static func decode(_ body: UnsafeRawBufferPointer, into batch: inout EventBatch) throws {
         batch.removeAll()
-        guard UTF8Validator.isValid(body) else { throw PublishError("body is not valid UTF-8") }
-        let json = JSONScanner(body)
+        let json = JSONScanner(body, checksStorable: true)
         let start = json.skipWhitespace(0)
         guard start < body.count else { throw PublishError("body is empty; expected an event object or an array of them") }
+        // Ill-formed UTF-8 is found by one fast pass; where it is found the walk names the event.
+        let context = Context(json: json, badUTF8: UTF8Validator.firstInvalidOffset(body))
         let out = ByteBuffer(capacity: body.count + 64)
         var scratch: [UInt8] = []
         do {
             let end: Int
             switch body[start] {
             case UInt8(ascii: "{"):
-                end = try decodeEvent(json, at: start, index: nil, out: out, scratch: &scratch, batch: &batch)
+                end = try decodeEvent(context, at: start, index: nil, out: out, scratch: &scratch, batch: &batch)
             case UInt8(ascii: "["):
                 var index = 0
-                end = try json.forEachElement(ofArrayAt: start) { valueStart, _ in
-                    guard body[valueStart] == UInt8(ascii: "{") else {
+                end = try json.walkArray(at: start) { valueStart in
+                    guard valueStart < body.count, body[valueStart] == UInt8(ascii: "{") else {
                         throw PublishError("event \(index) is not a JSON object")
                     }
-                    _ = try decodeEvent(json, at: valueStart, index: index, out: out, scratch: &scratch, batch: &batch)
+                    let end = try decodeEvent(context, at: valueStart, index: index, out: out, scratch: &scratch, batch: &batch)
                     index += 1
+                    return end
                 }
                 if index == 0 { throw PublishError("the batch is empty") }
             default:
@@ -42,6 +51,7 @@ enum PublishDecoder {
             }
             let rest = json.skipWhitespace(end)
             if rest != body.count { throw JSONError("unexpected data after the value", at: rest) }
+            if let bad = context.badUTF8 { throw PublishError("body \(utf8Problem(body, at: bad))") }
         } catch let error as PublishError {
             batch.removeAll()
             throw error
@@ -55,24 +65,49 @@ enum PublishDecoder {
         batch.bytes = out.readableBytesArray
     }
 
+    /// What one decode shares across its events.
+    private struct Context {
+        let json: JSONScanner
+        /// Where the body stops being UTF-8, if it does.
+        let badUTF8: Int?
+    }
+
     /// Decodes one event object at `start`; appends its rest to `out`.
-    private static func decodeEvent(_ json: JSONScanner, at start: Int, index: Int?, out: ByteBuffer,
+    private static func decodeEvent(_ context: Context, at start: Int, index: Int?, out: ByteBuffer,
                                     scratch: inout [UInt8], batch: inout EventBatch) throws -> Int {
+        let json = context.json
         let body = json.bytes
         let which = index.map { "event \($0): " } ?? ""
         var idRange: Range<Int>?
         var idHasEscapes = false
         var payload: Range<Int>?
-        let end = try json.forEachMember(ofObjectAt: start, depth: index == nil ? 0 : 1) { key, valueStart, valueEnd in
-            if json.key(key, equals: "event_id") {
-                guard idRange == nil else { throw PublishError("\(which)event_id appears twice") }
-                guard body[valueStart] == UInt8(ascii: "\"") else { throw PublishError("\(which)event_id must be a string") }
-                idRange = (valueStart + 1)..<(valueEnd - 1)
-                idHasEscapes = body[idRange!].contains(UInt8(ascii: "\\"))
-            } else if json.key(key, equals: "payload") {
-                guard payload == nil else { throw PublishError("\(which)payload appears twice") }
-                payload = valueStart..<valueEnd
+        let end: Int
+        do {
+            end = try json.walkObject(at: start, depth: index == nil ? 0 : 1) { key, valueStart in
+                let valueEnd: Int
+                do {
+                    valueEnd = try json.skipValue(at: valueStart, maxDepth: maxPayloadDepth)
+                } catch let error as JSONError where error.kind != .syntax {
+                    throw PublishError("\(which)\(memberName(json, key)) \(error.message)")
+                }
+                if let bad = context.badUTF8, (valueStart..<valueEnd).contains(bad) {
+                    throw PublishError("\(which)\(memberName(json, key)) \(utf8Problem(body, at: bad))")
+                }
+                if json.key(key, equals: "event_id") {
+                    guard idRange == nil else { throw PublishError("\(which)event_id appears twice") }
+                    guard body[valueStart] == UInt8(ascii: "\"") else { throw PublishError("\(which)event_id must be a string") }
+                    idRange = (valueStart + 1)..<(valueEnd - 1)
+                    idHasEscapes = body[idRange!].contains(UInt8(ascii: "\\"))
+                } else if json.key(key, equals: "payload") {
+                    guard payload == nil else { throw PublishError("\(which)payload appears twice") }
+                    payload = valueStart..<valueEnd
+                }
+                return valueEnd
             }
+        } catch let error as JSONError {
+            // Raised by the event's own braces, commas or member names, not by a value.
+            let what = error.kind == .syntax ? "malformed JSON: \(error.description)" : "a member name \(error.message)"
+            throw PublishError("\(which)\(what)")
         }
         guard let idRange else { throw PublishError("\(which)event_id is missing") }
         let before = out.readableBytes
@@ -97,6 +132,20 @@ enum PublishDecoder {
         out.write(byte: UInt8(ascii: "}"))
         batch.lengths.append(out.readableBytes - before)
         return end
+    }
+
+    /// How a refusal names a member: ours by name, any other by its quoted key.
+    private static func memberName(_ json: JSONScanner, _ key: Range<Int>) -> String {
+        if json.key(key, equals: "event_id") || json.key(key, equals: "payload") {
+            return String(decoding: UnsafeRawBufferPointer(rebasing: json.bytes[key]), as: UTF8.self)
+        }
+        let shown = key.prefix(64)
+        return "member \"\(String(decoding: UnsafeRawBufferPointer(rebasing: json.bytes[shown]), as: UTF8.self))\""
+    }
+
+    private static func utf8Problem(_ body: UnsafeRawBufferPointer, at offset: Int) -> String {
+        let hex = String(body[offset], radix: 16, uppercase: true)
+        return "is not valid UTF-8 (byte 0x\(hex.count == 1 ? "0" : "")\(hex) at offset \(offset)), which PostgreSQL cannot store"
     }
 
     private static func checkID(count: Int, _ which: String) throws {

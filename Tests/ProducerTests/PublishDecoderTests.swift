@@ -63,13 +63,39 @@ final class PublishDecoderTests: XCTestCase {
         guard case .failure(let error) = decode("{\"event_id\":\"a\",}") else { return XCTFail("accepted") }
         XCTAssertTrue(error.message.hasPrefix("malformed JSON: invalid JSON at byte 16"), error.message)
         guard case .failure(let utf8) = decode("{\"event_id\":\"\u{FFFD}\"}".replacingOccurrences(of: "\u{FFFD}", with: "\u{00}")) else { return XCTFail("accepted") }
-        XCTAssertTrue(utf8.message.contains("malformed JSON"), utf8.message)
+        XCTAssertEqual(utf8.message, "event_id contains a raw NUL byte, which JSON does not allow and PostgreSQL cannot store")
         var invalid = Array("{\"event_id\":\"x\"}".utf8)
         invalid[13] = 0xFF
         var batch = EventBatch()
         XCTAssertThrowsError(try invalid.withUnsafeBytes { try PublishDecoder.decode($0, into: &batch) }) { error in
-            XCTAssertEqual(error as? PublishError, PublishError("body is not valid UTF-8"))
+            XCTAssertEqual(error as? PublishError,
+                           PublishError("event_id is not valid UTF-8 (byte 0xFF at offset 13), which PostgreSQL cannot store"))
         }
+    }
+
+    func testWhatPostgreSQLCannotStoreIsRefusedNamingTheEventAndWhy() {
+        let good = "{\"event_id\":\"ok\",\"payload\":[1,\"\\ud83d\\ude00\"]}"
+        let cases = [
+            "[\(good),\(good),\(good),{\"event_id\":\"x\",\"payload\":{\"a\":\"\\u0000\"}}]":
+                "event 3: payload contains a NUL character (\\u0000), which PostgreSQL cannot store",
+            "[\(good),{\"event_id\":\"x\\udc00\"}]":
+                "event 1: event_id contains a lone surrogate escape (\\udc00 without a high surrogate before it), "
+                + "which is no character and PostgreSQL cannot store",
+            "{\"event_id\":\"x\",\"payload\":[1e131072]}":
+                "payload contains the number 1e131072, which is 1e131072 or more in magnitude; PostgreSQL numeric holds less",
+            "{\"event_id\":\"x\",\"payload\":0.5e-16383}":
+                "payload contains the number 0.5e-16383, which has 16384 digits after the decimal point; "
+                + "PostgreSQL numeric keeps at most 16383",
+            "{\"event_id\":\"x\",\"k\\u0000\":1}": "a member name contains a NUL character (\\u0000), which PostgreSQL cannot store",
+            "[\(good),{\"event_id\":\"x\",}]": "event 1: malformed JSON: invalid JSON at byte \(good.utf8.count + 18): expected a member name",
+        ]
+        for (body, message) in cases {
+            XCTAssertEqual(decode(body), .failure(PublishError(message)), body)
+        }
+        let deep = { (n: Int) in String(repeating: "[", count: n) + String(repeating: "]", count: n) }
+        XCTAssertEqual(decode("[{\"event_id\":\"d\",\"payload\":\(deep(1000))}]"), .success(["\"event_id\":\"d\",\"payload\":\(deep(1000))}"]))
+        XCTAssertEqual(decode("[\(good),{\"event_id\":\"d\",\"payload\":\(deep(1001))}]"),
+                       .failure(PublishError("event 1: payload nests deeper than 1000 levels of arrays and objects")))
     }
 
     func testAllOrNothing() {

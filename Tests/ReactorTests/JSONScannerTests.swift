@@ -37,6 +37,72 @@ final class JSONScannerTests: XCTestCase {
         XCTAssertNotNil(validate(String(repeating: "[", count: 100_000)))
     }
 
+    /// The scanner keeps a bit per level instead of recursing, so no depth of input can
+    /// exhaust a thread's stack; the limit is where the caller puts it.
+    func testDeepNestingIsRefusedWithoutRecursing() throws {
+        let n = JSONScanner.maxDepth
+        XCTAssertNil(validate(String(repeating: "[", count: n) + String(repeating: "]", count: n)))
+        XCTAssertEqual(validate(String(repeating: "[", count: n + 1) + String(repeating: "]", count: n + 1))?.kind, .tooDeep)
+        for opener in ["[", "{\"a\":", "[{\"a\":"] {
+            let text = String(repeating: opener, count: 100_000)
+            XCTAssertEqual(validate(text)?.kind, .tooDeep, opener)
+        }
+        let objects = String(repeating: "{\"k\":[", count: 500) + "1" + String(repeating: "]}", count: 500)
+        try Array(objects.utf8).withUnsafeBytes { raw in
+            XCTAssertEqual(try JSONScanner(raw).skipValue(at: 0, maxDepth: 1000), raw.count)
+            XCTAssertThrowsError(try JSONScanner(raw).skipValue(at: 0, maxDepth: 999)) {
+                XCTAssertEqual(($0 as? JSONError)?.kind, .tooDeep)
+            }
+        }
+    }
+
+    private func storableError(_ text: String) -> JSONError? {
+        Array(text.utf8).withUnsafeBytes { raw in
+            do {
+                _ = try JSONScanner(raw, checksStorable: true).skipValue(at: 0)
+                return nil
+            } catch { return error as? JSONError }
+        }
+    }
+
+    func testStorableChecksAreOptIn() {
+        for text in ["\"\\u0000\"", "\"\\ud800\"", "1e131072"] {
+            XCTAssertNil(validate(text), text)
+            XCTAssertEqual(storableError(text)?.kind, .unstorable, text)
+        }
+    }
+
+    func testStringsPostgreSQLCannotStoreAreRefused() {
+        let refused = ["\"\\u0000\"", "{\"\\u0000\":1}", "\"\\ud800\"", "\"\\ud800x\"", "\"\\ud800\\u0041\"",
+                       "\"\\ud800\\ud800\\udc00\"", "\"\\udc00\"", "\"\\ude00\\ud83d\"", "\"\\ud800\\\\udc00\"", "\"a\u{0}\""]
+        for text in refused {
+            XCTAssertEqual(storableError(text)?.kind, .unstorable, text)
+        }
+        let stored = ["\"\\u0001\"", "\"\\ud83d\\ude00\"", "\"\\uDBFF\\uDFFF\"", "\"\\\\u0000\"", "\"\\uffff\"", "\"\\ufffe\""]
+        for text in stored {
+            XCTAssertNil(storableError(text), text)
+        }
+        XCTAssertEqual(storableError("\"x\\ud800\"")?.offset, 2)
+    }
+
+    /// The exact limits of PostgreSQL 15's numeric_in, each checked by hand against the server
+    /// (the differential test in ProducerTests checks thousands more).
+    func testNumbersOutsidePostgreSQLNumericAreRefused() {
+        let zeros = { (n: Int) in String(repeating: "0", count: n) }
+        let stored = ["0", "-0", "1E400", "1e131071", "9.99e131071", "0.1e131072", "-12.5e131070", "0e131072", "0e1073741822",
+                      "0e+1073741822", "1e-16383", "0e-16383", "1.5e-16382", "123456.789e-16378", "1e+0000000131071",
+                      "1" + zeros(131_071), "0." + zeros(16_382) + "1", "1e-0000016383"]
+        for text in stored {
+            XCTAssertNil(storableError(text), String(text.prefix(40)))
+        }
+        let refused = ["1e131072", "10e131071", "-1e131072", "1e-16384", "0e-16384", "0e-99999", "0.0e-16383", "1.5e-16383",
+                       "0e1073741823", "0e-1073741822", "1e99999999999999999999", "1" + zeros(131_072),
+                       "0." + zeros(16_383) + "1", "0." + zeros(16_384)]
+        for text in refused {
+            XCTAssertEqual(storableError(text)?.kind, .unstorable, String(text.prefix(40)))
+        }
+    }
+
     /// Python's json module is the strict oracle (Foundation accepts trailing commas).
     func testAgreesWithPythonsJSONOnRandomMutations() throws {
         var rng = SplitMix64(seed: 42)

@@ -94,6 +94,15 @@ final class WebSocketEncodingTests: XCTestCase {
         for bytes in invalid { XCTAssertFalse(bytes.withUnsafeBytes { UTF8Validator.isValid($0) }, "\(bytes)") }
     }
 
+    func testUTF8ValidatorPointsAtTheFirstBadSequence() {
+        let cases: [([UInt8], Int?)] = [(Array("plain ascii text".utf8), nil), (Array("é😀".utf8), nil),
+                                        (Array(repeating: 0x61, count: 40) + [0xFF], 40), ([0x61, 0xC0, 0x80], 1),
+                                        ([0xE2, 0x82, 0xAC, 0xED, 0xA0, 0x80], 3), ([0x61, 0xF0, 0x9F, 0x98], 1)]
+        for (bytes, offset) in cases {
+            XCTAssertEqual(bytes.withUnsafeBytes { UTF8Validator.firstInvalidOffset($0) }, offset, "\(bytes)")
+        }
+    }
+
     func testUTF8ValidatorAgreesWithSwiftOnRandomBytes() {
         var rng = SplitMix64(seed: 0x5EED_0001)
         // Mostly-ASCII runs with sprinkled multibyte sequences and junk exercise both the

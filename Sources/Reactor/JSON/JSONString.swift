@@ -2,7 +2,9 @@
 public enum JSONString {
     /// Appends the unescaped bytes of the string body `bytes[range]` (between the quotes,
     /// already validated by `JSONScanner.skipString`) to `out`. `\u` escapes become UTF-8,
-    /// surrogate pairs included; a lone surrogate becomes U+FFFD.
+    /// surrogate pairs included. A lone surrogate becomes U+FFFD: only text from a scanner
+    /// that does not `checksStorable` can hold one (the producer refuses it at the door, so
+    /// an event_id never silently changes into another).
     public static func unescape(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, into out: inout [UInt8]) {
         var i = range.lowerBound
         let end = range.upperBound

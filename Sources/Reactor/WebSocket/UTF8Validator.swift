@@ -4,7 +4,14 @@ public enum UTF8Validator {
     /// True when `bytes` is well-formed UTF-8.
     @inlinable
     public static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let base = bytes.baseAddress else { return true }
+        firstInvalidOffset(bytes) == nil
+    }
+
+    /// The offset of the first byte that starts an ill-formed sequence, or nil when `bytes`
+    /// is well-formed UTF-8 (so a refusal can say where the problem is).
+    @inlinable
+    public static func firstInvalidOffset(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard let base = bytes.baseAddress else { return nil }
         let count = bytes.count
         var i = 0
         while i < count {
@@ -39,18 +46,18 @@ public enum UTF8Validator {
             case 0xF0: length = 4; low = 0x90
             case 0xF1...0xF3: length = 4
             case 0xF4: length = 4; high = 0x8F
-            default: return false
+            default: return i
             }
-            if i + length > count { return false }
+            if i + length > count { return i }
             let second = base.load(fromByteOffset: i + 1, as: UInt8.self)
-            if second < low || second > high { return false }
+            if second < low || second > high { return i }
             var k = 2
             while k < length {
-                if base.load(fromByteOffset: i + k, as: UInt8.self) & 0xC0 != 0x80 { return false }
+                if base.load(fromByteOffset: i + k, as: UInt8.self) & 0xC0 != 0x80 { return i }
                 k += 1
             }
             i += length
         }
-        return true
+        return nil
     }
 }
