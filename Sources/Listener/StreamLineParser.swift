@@ -70,7 +70,9 @@ enum StreamLineParser {
             ?? UnsafeRawBufferPointer(start: nullLiteral.utf8Start, count: 4)
         if idEscaped {
             scratch.removeAll(keepingCapacity: true)
-            JSONString.unescape(line, id, into: &scratch)
+            // Never a silently different id: a lone surrogate stays as bytes PostgreSQL
+            // refuses, so the event ends in dead_letters, not under another id.
+            JSONString.unescape(line, id, into: &scratch, keepingLoneSurrogates: true)
             guard scratch.count <= 255 else { return notice(.malformed(line: number, reason: "event_id longer than 255 bytes")) }
             scratch.withUnsafeBytes { events.append(seq: seq, id: $0, payload: payloadBytes) }
         } else {

@@ -46,6 +46,7 @@ final class PoisonEventTests: XCTestCase {
             "{\"event_id\":\"huge-number\",\"payload\":1e131072}",
             "{\"event_id\":\"tiny-number\",\"payload\":{\"x\":[1e-16384]}}",
             "{\"event_id\":\"lone-surrogate\",\"payload\":\"\\ud800\"}",
+            "{\"event_id\":\"surrogate-id-\\udc00\",\"payload\":2}",
         ]
         var lines: [(UInt64, String)] = []
         var seq: UInt64 = 0
@@ -67,7 +68,10 @@ final class PoisonEventTests: XCTestCase {
         XCTAssertEqual(status, 200)
         let letters = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]])
         XCTAssertEqual(Set(letters.compactMap { $0["event_id"] as? String }),
-                       ["nul\u{0}id", "nul-payload", "huge-number", "tiny-number", "lone-surrogate"])
+                       ["nul\u{0}id", "nul-payload", "huge-number", "tiny-number", "lone-surrogate", "surrogate-id-\u{FFFD}\u{FFFD}\u{FFFD}"])
+        XCTAssertEqual(try system.postgres.psql("SELECT encode(event_id, 'hex') FROM dead_letters WHERE encode(event_id, 'escape') LIKE 'surrogate-id-%'"),
+                       Array("surrogate-id-".utf8).map { String(format: "%02x", $0) }.joined() + "edb080")
+        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id LIKE 'surrogate-id-%'"), "0")
         let huge = try XCTUnwrap(letters.first { $0["event_id"] as? String == "huge-number" })
         XCTAssertEqual(huge["payload"] as? String, "1e131072")
         XCTAssertEqual(huge["failed_by"] as? String, "pk")

@@ -2,10 +2,13 @@
 public enum JSONString {
     /// Appends the unescaped bytes of the string body `bytes[range]` (between the quotes,
     /// already validated by `JSONScanner.skipString`) to `out`. `\u` escapes become UTF-8,
-    /// surrogate pairs included. A lone surrogate becomes U+FFFD: only text from a scanner
-    /// that does not `checksStorable` can hold one (the producer refuses it at the door, so
-    /// an event_id never silently changes into another).
-    public static func unescape(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, into out: inout [UInt8]) {
+    /// surrogate pairs included. A lone surrogate becomes U+FFFD, or, with
+    /// `keepingLoneSurrogates`, its 3-byte generalized UTF-8 form (not valid UTF-8): a
+    /// reader that must never turn one text into another (an event_id) keeps the
+    /// difference, and a store that wants valid UTF-8 refuses it. Only text from a scanner
+    /// that does not `checksStorable` can hold one (the producer refuses it at the door).
+    public static func unescape(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, into out: inout [UInt8],
+                                keepingLoneSurrogates: Bool = false) {
         var i = range.lowerBound
         let end = range.upperBound
         while i < end {
@@ -34,7 +37,15 @@ public enum JSONString {
                         i += 6
                     }
                 }
-                appendUTF8(Unicode.Scalar(scalar) ?? "\u{FFFD}", to: &out)
+                if let valid = Unicode.Scalar(scalar) {
+                    appendUTF8(valid, to: &out)
+                } else if keepingLoneSurrogates {
+                    out.append(UInt8(0xE0 | (scalar >> 12)))
+                    out.append(UInt8(0x80 | ((scalar >> 6) & 0x3F)))
+                    out.append(UInt8(0x80 | (scalar & 0x3F)))
+                } else {
+                    appendUTF8("\u{FFFD}", to: &out)
+                }
             default: out.append(e)  // '"', '\\', '/'
             }
         }
