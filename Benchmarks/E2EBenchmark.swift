@@ -654,7 +654,7 @@ private final class E2ERun {
     }
 }
 
-/// The contract's events table, via the reactor's schema (the same SQL the listener runs).
+/// The documented events table, via the reactor's schema (the same SQL the listener runs).
 enum PostgresSchemaSQL {
     static func events(table: String) -> String { PostgresSchema.createEventsTableSQL(table: table) }
 }

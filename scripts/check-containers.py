@@ -48,7 +48,7 @@ except ImportError:  # pragma: no cover
 ROOT = (os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
         if "__file__" in globals() else os.getcwd())
 
-# The contract's settings (CONTRACT.md and the README's settings tables).
+# The programs' settings (docs/interface.md and the README's settings tables).
 SETTINGS = {
     "producer": ["HTTP_PORT", "WS_PORT", "HOST", "REPLAY_CAPACITY", "MAX_BODY_BYTES", "THREADS",
                  "SLOW_CLIENT_TIMEOUT_MS", "LOG_LEVEL"],

@@ -1,6 +1,6 @@
 import ServiceKit
 
-/// The contract's counters (each with the `instance` label) and the listener's own.
+/// The interface's counters (each with the `instance` label) and the listener's own.
 final class ListenerMetrics: Sendable {
     let registry: MetricsRegistry
     let received: Counter

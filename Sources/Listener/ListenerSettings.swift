@@ -79,6 +79,9 @@ struct ListenerOptions: ParsableCommand {
         s.lockTTLMillis = try Settings.milliseconds(lockTTLMs, env: "LOCK_TTL_MS", default: s.lockTTLMillis, range: 100...86_400_000)
         s.dedupWindowMillis = try Settings.milliseconds(dedupWindowMs, env: "DEDUP_WINDOW_MS", default: s.dedupWindowMillis,
                                                         range: 1_000...(30 * 86_400_000))
+        guard s.dedupWindowMillis >= s.lockTTLMillis else {
+            throw SettingError("DEDUP_WINDOW_MS", "\(s.dedupWindowMillis) is shorter than LOCK_TTL_MS (\(s.lockTTLMillis)): a finished event must stay marked done at least as long as a claim lives")
+        }
         s.processDelayMillis = try Settings.milliseconds(processDelayMs, env: "PROCESS_DELAY_MS", default: s.processDelayMillis,
                                                          range: 0...3_600_000)
         s.maxInFlightBytes = try Settings.integer(maxInFlightBytes, env: "MAX_IN_FLIGHT_BYTES", default: s.maxInFlightBytes,

@@ -4,7 +4,7 @@ import TestSupport
 import XCTest
 @testable import Producer
 
-/// The producer's publish API and its WebSocket broadcast, as the contract states them.
+/// The producer's publish API and its WebSocket broadcast, as docs/interface.md states them.
 final class PublishAndBroadcastTests: XCTestCase {
     func testEventsArriveInOrderWithConsecutiveSeqsAndTheirPayloadBytes() throws {
         let producer = try ProducerHarness()

@@ -5,7 +5,7 @@ import TestSupport
 import XCTest
 @testable import Producer
 
-/// Bad requests get a JSON error with the contract's status and publish nothing.
+/// Bad requests get a JSON error with the documented status and publish nothing.
 final class PublishErrorsTests: XCTestCase {
     func testEveryErrorAnswersJSONAndPublishesNothing() throws {
         let producer = try ProducerHarness(maxBodyBytes: 4096)

@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// The listener's HTTP API as the contract describes it.
+/// The listener's HTTP API as docs/interface.md describes it.
 final class APITests: XCTestCase {
     func testEventsAreListedNewestFirstAndPagedAndFoundByID() throws {
         let system = try SystemHarness()

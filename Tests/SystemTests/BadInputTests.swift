@@ -4,7 +4,7 @@ import Synchronization
 import TestSupport
 import XCTest
 
-/// Guarantee 4: malformed lines, unknown fields, an oversized frame and plain garbage from
+/// Bad input is refused, never fatal: malformed lines, unknown fields, an oversized frame and plain garbage from
 /// the producer are counted and logged; the listener keeps serving and stores the good events.
 final class BadInputTests: XCTestCase {
     func testAListenerSurvivesAProducerThatSendsGarbage() throws {
@@ -58,6 +58,9 @@ final class SettingsTests: XCTestCase {
             ("listener", [], ["PRODUCER_URL": "wss://example:8080/"], "PRODUCER_URL"),
             ("listener", ["--database-url", "postgres://[bad"], [:], "DATABASE_URL"),
             ("listener", [], ["LOG_LEVEL": "loud"], "LOG_LEVEL"),
+            ("listener", [], ["LOCK_TTL_MS": "5000", "DEDUP_WINDOW_MS": "2000"], "DEDUP_WINDOW_MS"),
+            ("listener", [], ["MAX_IN_FLIGHT_BYTES": "12"], "MAX_IN_FLIGHT_BYTES"),
+            ("listener", [], ["SHUTDOWN_TIMEOUT_MS": "-1"], "SHUTDOWN_TIMEOUT_MS"),
         ]
         for (binary, arguments, env, name) in cases {
             let (status, output) = try run(binary, arguments, env)
@@ -77,7 +80,8 @@ final class SettingsTests: XCTestCase {
         let (_, listener) = try run("listener", ["--help"], [:])
         for setting in ["--instance-id", "INSTANCE_ID", "--port", "3000", "--producer-url", "ws://127.0.0.1:8080/", "--redis-url",
                         "redis://127.0.0.1:6379", "--database-url", "--lock-ttl-ms", "30000", "--dedup-window-ms", "600000",
-                        "--process-delay-ms", "--log-level"] {
+                        "--process-delay-ms", "--log-level", "--max-in-flight-bytes", "268435456", "--shutdown-timeout-ms",
+                        "10000"] {
             XCTAssertTrue(listener.contains(setting), "listener --help lacks \(setting)")
         }
     }

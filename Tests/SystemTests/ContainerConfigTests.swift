@@ -5,7 +5,7 @@ import XCTest
 
 /// The container deployment (Dockerfile, .dockerignore, docker-compose.yml), checked
 /// without a Docker engine:
-/// 1. the compose file: a schema check and the wiring (services, env names = contract
+/// 1. the compose file: a schema check and the wiring (services, env names = documented
 ///    settings, ports = settings, URLs, depends_on service_healthy, healthchecks);
 /// 2. the Dockerfile: its stages, and the runtime stage's packages against `ldd` of the
 ///    real binaries (`dpkg -S` maps each library to its Debian package);

@@ -3,10 +3,10 @@ import Glibc
 import TestSupport
 import XCTest
 
-/// The contract's four guarantees, one test per promise, each checked in the `events`
+/// The four guarantees of docs/interface.md, one test per promise, each checked in the `events`
 /// table and the listeners' summed metrics, never in log text.
 final class GuaranteeTests: XCTestCase {
-    /// 1 and 3: one row per distinct id; processed once in normal operation.
+    /// Stored exactly once, and processed once in normal operation: one row per distinct id; processed once in normal operation.
     func testThreeListenersStoreEachDistinctEventExactlyOnce() throws {
         let system = try SystemHarness()
         try system.startProducer()
@@ -26,7 +26,7 @@ final class GuaranteeTests: XCTestCase {
         }, "\(["dedup_events_claimed_total", "dedup_events_duplicate_total", "dedup_events_watching", "dedup_events_in_flight", "dedup_events_received_total"].map { name in ["a", "b", "c"].map { system.metric($0, name) ?? -1 } })")
     }
 
-    /// 2: a listener killed between claim and store loses nothing; others recover its events.
+    /// Nothing lost: a listener killed between claim and store loses nothing; others recover its events.
     func testEventsOfAListenerKilledBetweenClaimAndStoreAreRecovered() throws {
         let system = try SystemHarness()
         try system.startProducer()
@@ -42,7 +42,7 @@ final class GuaranteeTests: XCTestCase {
         XCTAssertEqual(Int(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id LIKE 'g2-%' AND processed_by = 'victim'")), 0)
     }
 
-    /// 2: Redis restarted mid-stream: everything stored exactly once when it is back.
+    /// Nothing lost: Redis restarted mid-stream: everything stored exactly once when it is back.
     func testRedisRestartMidStreamLosesNothing() throws {
         let system = try SystemHarness()
         try system.startProducer()
@@ -59,7 +59,7 @@ final class GuaranteeTests: XCTestCase {
                       "rows: \(String(describing: try? system.rowCount(prefix: "g3-"))) of \(expected)")
     }
 
-    /// 2: PostgreSQL restarted mid-stream: everything stored exactly once when it is back.
+    /// Nothing lost: PostgreSQL restarted mid-stream: everything stored exactly once when it is back.
     func testPostgresRestartMidStreamLosesNothing() throws {
         let system = try SystemHarness()
         try system.startProducer()
@@ -77,7 +77,7 @@ final class GuaranteeTests: XCTestCase {
         XCTAssertTrue(waitUntil(20) { system.listeners.values.allSatisfy { (try? httpGet(port: $0.port, path: "/health").status) == 200 } })
     }
 
-    /// 2: the only listener, killed and restarted with its INSTANCE_ID while events flow,
+    /// Nothing lost: the only listener, killed and restarted with its INSTANCE_ID while events flow,
     /// resumes from its watermark and misses nothing.
     func testARestartedListenerResumesFromItsWatermark() throws {
         let system = try SystemHarness()
@@ -100,7 +100,7 @@ final class GuaranteeTests: XCTestCase {
         XCTAssertEqual(system.metric("solo", "dedup_events_received_total"), 5_000 + 2_000)
     }
 
-    /// 3: an id published again after it was stored, inside the dedup window, is not processed again.
+    /// Processed once in normal operation: an id published again after it was stored, inside the dedup window, is not processed again.
     func testAnIDRepublishedInsideTheWindowIsNotProcessedAgain() throws {
         let system = try SystemHarness()
         try system.startProducer()

@@ -1,4 +1,4 @@
-/// The storage schema from the contract, created at start-up.
+/// The storage schema of the interface (docs/interface.md), created at start-up.
 public enum PostgresSchema {
     /// `name` as a quoted SQL identifier (`"` doubled), so any table name is safe to splice.
     public static func quoteIdentifier(_ name: String) -> String {
@@ -11,7 +11,7 @@ public enum PostgresSchema {
         return quoted
     }
 
-    /// The contract's `CREATE TABLE IF NOT EXISTS` for the events table (or a test's copy).
+    /// The interface's `CREATE TABLE IF NOT EXISTS` for the events table (or a test's copy).
     public static func createEventsTableSQL(table: String = "events") -> String {
         """
         CREATE TABLE IF NOT EXISTS \(quoteIdentifier(table)) (

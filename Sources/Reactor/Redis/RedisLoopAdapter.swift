@@ -11,7 +11,8 @@ import Glibc
 /// only when the kernel refused part of it (Redis' handleClientsWithPendingWrites).
 ///
 /// Never frees the context from inside a hiredis callback: `teardown` is for timers and
-/// deferred work only; the owner checks `isDispatching` first (INTEROP.md).
+/// deferred work only; the owner checks `isDispatching` first (hiredis itself frees a
+/// context it is dispatching only after the callback returns).
 final class RedisConnection: IOHandler, Flushable {
     let loop: EventLoop
     /// The hiredis context; nil once hiredis freed it (our `cleanup` hook ran).
