@@ -46,16 +46,6 @@ int CEpoll_eventfd_drain(int fd) {
     return read(fd, &value, sizeof value) == sizeof value ? 0 : -1;
 }
 
-int CEpoll_timerfd(void) { return timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC); }
-
-int CEpoll_timerfd_arm(int fd, uint64_t nanoseconds) {
-    struct itimerspec spec;
-    memset(&spec, 0, sizeof spec);
-    spec.it_value.tv_sec = (time_t)(nanoseconds / 1000000000ull);
-    spec.it_value.tv_nsec = (long)(nanoseconds % 1000000000ull);
-    return timerfd_settime(fd, 0, &spec, NULL);
-}
-
 int CEpoll_accept4(int fd, struct sockaddr *addr, socklen_t *len) {
     return accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }

@@ -4,7 +4,6 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/timerfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <netinet/in.h>
@@ -25,8 +24,6 @@ int CEpoll_eventfd(void);
 int CEpoll_eventfd_signal(int fd);
 int CEpoll_eventfd_drain(int fd);
 
-int CEpoll_timerfd(void);
-int CEpoll_timerfd_arm(int fd, uint64_t nanoseconds);
 
 int CEpoll_accept4(int fd, struct sockaddr *addr, socklen_t *len);
 int CEpoll_socket_nonblocking(int domain, int type);

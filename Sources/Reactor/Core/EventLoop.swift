@@ -111,13 +111,6 @@ public final class EventLoop {
         slots[index].generation &+= 1
     }
 
-    /// The interest set currently registered for `fd`.
-    public func registeredMask(_ fd: Int32) -> IOMask? {
-        let index = Int(fd)
-        guard index < slots.count, slots[index].handler != nil else { return nil }
-        return slots[index].mask
-    }
-
     // MARK: timers and deferred work
 
     /// Calls `callback` on this loop after `delay`.

@@ -91,9 +91,6 @@ public final class RedisClient {
     /// Commands issued while down, in order; their encoded bytes wait in `waitingBytes`.
     private var waiting = RedisRing<PendingCommand>(capacity: 64)
     private let waitingBytes = ByteBuffer(capacity: 4096)
-    /// The `numkeys key args...` part of script calls still in flight, oldest first, kept so
-    /// a NOSCRIPT reply can be answered by resending the call as EVAL.
-    private let scriptTails = ByteBuffer(capacity: 1024)
     /// Holds exactly one command while it is being encoded and submitted.
     let encoder = RESPEncoder()
 
@@ -146,7 +143,6 @@ public final class RedisClient {
         watchdog = nil
         while let entry = waiting.popFirst() {
             waitingBytes.moveReaderIndex(forwardBy: entry.encodedLength)
-            releaseTail(entry)
             Self.fail(entry.completion, .closed)
         }
         if let connection { tearDown(connection, .closed) }
@@ -155,8 +151,8 @@ public final class RedisClient {
     // MARK: submitting
 
     /// Sends the command in `encoder` (or queues or fails it, by state) and clears the
-    /// buffer. `script` marks an EVALSHA whose arguments start at `tailStart` in the buffer.
-    func submit(_ completion: RedisCompletion, script: RedisScript? = nil, tailStart: Int = 0, tailArguments: Int = 0) {
+    /// buffer.
+    func submit(_ completion: RedisCompletion) {
         var entry = PendingCommand(completion: completion, deadline: monotonicNanos() &+ commandTimeoutNanos)
         defer { encoder.reset() }
         switch state {
@@ -165,7 +161,6 @@ public final class RedisClient {
                 failSoon(completion, connection?.endReason ?? .notConnected(lastError ?? "no connection"))
                 return
             }
-            if let script { keepTail(&entry, script, tailStart, tailArguments) }
             pending.append(entry)
             if watchdog == nil { armWatchdog() }
         case .connecting, .down:
@@ -177,7 +172,6 @@ public final class RedisClient {
                     failSoon(completion, .queueFull(limit: limit))
                     return
                 }
-                if let script { keepTail(&entry, script, tailStart, tailArguments) }
                 entry.encodedLength = encoder.count
                 waitingBytes.write(encoder.bytes)
                 waiting.append(entry)
@@ -186,17 +180,6 @@ public final class RedisClient {
         case .closed:
             failSoon(completion, .closed)
         }
-    }
-
-    private func keepTail(_ entry: inout PendingCommand, _ script: RedisScript, _ start: Int, _ arguments: Int) {
-        scriptTails.write(UnsafeRawBufferPointer(rebasing: encoder.bytes[start...]))
-        entry.tailLength = encoder.count - start
-        entry.tailArguments = arguments
-        entry.script = script
-    }
-
-    private func releaseTail(_ entry: PendingCommand) {
-        if entry.tailLength > 0 { scriptTails.moveReaderIndex(forwardBy: entry.tailLength) }
     }
 
     /// Errors found while issuing are reported after the current batch, never from inside the
@@ -226,12 +209,10 @@ public final class RedisClient {
         guard let reply else {
             let reason = connection.endReason
             if state == .up || state == .connecting { markDown(reason) }
-            releaseTail(entry)
             Self.fail(entry.completion, reason)
             return
         }
         deliver(entry, reply, connection)
-        releaseTail(entry)
         if pending.isEmpty { connection.rejectLeftoverReplies() }
     }
 
@@ -242,10 +223,6 @@ public final class RedisClient {
             return
         }
         if type == HiredisReplyType.error {
-            if entry.tailLength > 0, reply.payload.starts(with: "NOSCRIPT".utf8) {
-                resendAsEval(entry)
-                return
-            }
             Self.fail(entry.completion, .server(reply.payloadString))
             return
         }
@@ -283,17 +260,6 @@ public final class RedisClient {
         case .handshake:
             break
         }
-    }
-
-    /// The script cache was flushed under us: send the same call as EVAL (which also caches
-    /// the script again). The resent call goes to the end of the pipeline with a fresh timeout.
-    private func resendAsEval(_ entry: PendingCommand) {
-        guard let script = entry.script else { return }
-        encoder.beginCommand(argumentCount: 2 + entry.tailArguments)
-        encoder.argument("EVAL")
-        encoder.argument(script.sourceBytes)
-        scriptTails.withReadableBytes { encoder.appendEncoded(UnsafeRawBufferPointer(rebasing: $0[..<entry.tailLength])) }
-        submit(entry.completion)
     }
 
     // MARK: connection life cycle
@@ -338,7 +304,7 @@ public final class RedisClient {
         return String(text[..<(text.lastIndex(of: ":") ?? text.endIndex)])
     }
 
-    /// AUTH, SELECT and SCRIPT LOAD, pipelined before the connect even completes; the client
+    /// AUTH, SELECT and a PING, pipelined before the connect even completes; the client
     /// reports up only when all of them succeeded.
     private func sendHandshake(on connection: RedisConnection) {
         handshakeRemaining = 0
@@ -360,13 +326,10 @@ public final class RedisClient {
             encoder.argument(decimal: url.database)
             sendHandshakeCommand(.select, on: connection)
         }
-        for script in RedisScript.allCases {
-            encoder.beginCommand(argumentCount: 3)
-            encoder.argument("SCRIPT")
-            encoder.argument("LOAD")
-            encoder.argument(script.sourceBytes)
-            sendHandshakeCommand(.loadScript(script), on: connection)
-        }
+        // Always one step, so "up" means the server answered (hiredis has no connect callback here).
+        encoder.beginCommand(argumentCount: 1)
+        encoder.argument("PING")
+        sendHandshakeCommand(.ping, on: connection)
     }
 
     private func sendHandshakeCommand(_ step: HandshakeStep, on connection: RedisConnection) {
@@ -379,13 +342,7 @@ public final class RedisClient {
 
     private func handshakeReply(_ step: HandshakeStep, _ reply: UnsafeMutablePointer<redisReply>, _ connection: RedisConnection) {
         guard state == .connecting, connection === self.connection else { return }
-        let ok: Bool
-        switch step {
-        case .auth, .select: ok = reply.replyType == HiredisReplyType.status
-        case .loadScript(let script):
-            ok = reply.replyType == HiredisReplyType.string && reply.payload.elementsEqual(script.sha)
-        }
-        guard ok else {
+        guard reply.replyType == HiredisReplyType.status, step != .ping || reply.payload.elementsEqual("PONG".utf8) else {
             let what = reply.replyType == HiredisReplyType.error ? reply.payloadString : "unexpected \(reply.summary)"
             let reason = RedisError.connectionLost("\(step.name) failed on \(connection.peer): \(what)")
             markDown(reason)
@@ -411,8 +368,7 @@ public final class RedisClient {
                 moved.encodedLength = 0
                 pending.append(moved)
             } else {
-                releaseTail(entry)
-                failSoon(entry.completion, connection.endReason)
+                    failSoon(entry.completion, connection.endReason)
             }
         }
         if watchdog == nil { armWatchdog() }
@@ -500,7 +456,6 @@ public final class RedisClient {
         }
         while let deadline = waiting.withFirst({ $0.deadline }), deadline <= now, let entry = waiting.popFirst() {
             waitingBytes.moveReaderIndex(forwardBy: entry.encodedLength)
-            releaseTail(entry)
             Self.fail(entry.completion, .timedOut(milliseconds: ms))
         }
         armWatchdog()
@@ -511,10 +466,6 @@ public final class RedisClient {
 struct PendingCommand {
     var completion: RedisCompletion
     var deadline: UInt64
-    /// Bytes of this call's script arguments at the head of `scriptTails` (0: not a script).
-    var tailLength = 0
-    var tailArguments = 0
-    var script: RedisScript?
     /// Bytes of the encoded command in `waitingBytes` while queued.
     var encodedLength = 0
 
@@ -544,13 +495,13 @@ struct RedisSetFlags {
 enum HandshakeStep {
     case auth
     case select
-    case loadScript(RedisScript)
+    case ping
 
     var name: String {
         switch self {
         case .auth: return "AUTH"
         case .select: return "SELECT"
-        case .loadScript: return "SCRIPT LOAD"
+        case .ping: return "PING"
         }
     }
 }

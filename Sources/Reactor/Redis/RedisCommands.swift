@@ -119,51 +119,6 @@ extension RedisClient {
         key.withRedisBytes { encoder.argument($0) }
         submit(.integer(completion))
     }
-
-    // MARK: claim scripts
-
-    /// Deletes `key` only if it still holds `expected` (our claim): true when deleted. A key
-    /// another owner took over is left alone.
-    public func compareAndDelete<K: RedisArgument, V: RedisArgument>(_ key: K, expected: V,
-                                                                   completion: @escaping (Result<Bool, RedisError>) -> Void) {
-        let tail = beginScript(.compareAndDelete, argumentCount: 1)
-        key.withRedisBytes { encoder.argument($0) }
-        expected.withRedisBytes { encoder.argument($0) }
-        submit(.bool(completion), script: .compareAndDelete, tailStart: tail, tailArguments: 3)
-    }
-
-    /// Sets `key`'s TTL to `px` ms only if it still holds `expected`: true when extended.
-    public func compareAndExtend<K: RedisArgument, V: RedisArgument>(_ key: K, expected: V, px: Int,
-                                                                   completion: @escaping (Result<Bool, RedisError>) -> Void) {
-        let tail = beginScript(.compareAndExtend, argumentCount: 2)
-        key.withRedisBytes { encoder.argument($0) }
-        expected.withRedisBytes { encoder.argument($0) }
-        encoder.argument(decimal: px)
-        submit(.bool(completion), script: .compareAndExtend, tailStart: tail, tailArguments: 4)
-    }
-
-    /// Replaces our claim (`key` holding `expected`) by `doneValue` with a TTL of `px` ms, only
-    /// if the key still holds `expected`: true when replaced.
-    public func markDone<K: RedisArgument, V: RedisArgument, D: RedisArgument>(_ key: K, expected: V, doneValue: D, px: Int,
-                                                                             completion: @escaping (Result<Bool, RedisError>) -> Void) {
-        let tail = beginScript(.markDone, argumentCount: 3)
-        key.withRedisBytes { encoder.argument($0) }
-        expected.withRedisBytes { encoder.argument($0) }
-        doneValue.withRedisBytes { encoder.argument($0) }
-        encoder.argument(decimal: px)
-        submit(.bool(completion), script: .markDone, tailStart: tail, tailArguments: 5)
-    }
-
-    /// Writes `EVALSHA sha 1` and returns where the `numkeys key args` tail starts, which is
-    /// what a NOSCRIPT fallback resends after `EVAL source`. One key, `argumentCount` ARGVs.
-    private func beginScript(_ script: RedisScript, argumentCount: Int) -> Int {
-        encoder.beginCommand(argumentCount: 4 + argumentCount)
-        encoder.argument("EVALSHA")
-        script.sha.withUnsafeBytes { encoder.argument($0) }
-        let tailStart = encoder.count
-        encoder.argument("1")
-        return tailStart
-    }
 }
 
 /// Writes the arguments of one command straight into the client's encoder: for commands
