@@ -115,7 +115,7 @@ private final class ClaimRun {
     private func completed(_ result: Result<RedisSetResult, RedisError>) {
         completed += 1
         switch result {
-        case .success(.claimed): claimed += 1
+        case .success(.written): claimed += 1
         case .success(.taken): break
         case .failure(let failure): error = error ?? failure
         }

@@ -1,7 +1,7 @@
 import Reactor
 
 /// One pipelined round of claims under one claim value, and its answers.
-final class ClaimRound: RedisClaimSink {
+final class ClaimRound: RedisReplySink {
     /// An answer, reduced to what resolving the round needs (the holder's bytes are valid
     /// only during the callback; an owner index allocates nothing per event).
     enum Outcome { case pending, ours, duplicate(holder: Int), watch(owner: Int), unanswered }
@@ -25,9 +25,15 @@ final class ClaimRound: RedisClaimSink {
 
     var minSeq: UInt64 { events.seqs.min() ?? .max }
 
-    func redisClaim(_ index: Int, claimed: Bool, holder: UnsafeRawBufferPointer?, error: RedisError?) {
+    /// `SET NX GET` answered: null or a status means the key was free and is ours now; a
+    /// string is the value that holds it.
+    func redisReply(_ index: Int, _ reply: RedisReplyView?, error: RedisError?) {
         guard let engine else { return }
         if remaining == 1 { self.engine = nil }
-        engine.claimAnswered(self, index, claimed: claimed, holder: holder, error: error)
+        switch reply?.kind {
+        case .null, .status: engine.claimAnswered(self, index, claimed: true, holder: nil)
+        case .string: engine.claimAnswered(self, index, claimed: false, holder: reply!.bytes)
+        default: engine.claimAnswered(self, index, claimed: false, holder: nil)
+        }
     }
 }

@@ -191,15 +191,14 @@ final class DedupEngine {
         round.engine = self
         for i in 0..<round.events.count {
             round.events.withID(i) { ClaimValues.eventKey($0, into: &scratchKey) }
-            redis.claim(scratchKey, round.claim, px: settings.lockTTLMillis, sink: round, index: i)
+            redis.set(scratchKey, round.claim, px: settings.lockTTLMillis, nx: true, get: true, sink: round, index: i)
         }
     }
 
     /// One claim answered (called by its round): the verdict is taken while the holder's
     /// bytes are valid, and a holder becomes an owner index, so nothing is allocated per
     /// event.
-    func claimAnswered(_ round: ClaimRound, _ index: Int, claimed: Bool, holder: UnsafeRawBufferPointer?,
-                       error: RedisError?) {
+    func claimAnswered(_ round: ClaimRound, _ index: Int, claimed: Bool, holder: UnsafeRawBufferPointer?) {
         if let holder {
             switch values.verdict(claimed: claimed, holder: holder, roundClaim: round.claim, attempted: round.events.attempted[index]) {
             case .ours: round.outcomes[index] = .ours

@@ -9,7 +9,7 @@ final class RedisCommandTests: XCTestCase {
         let (loop, client) = try RedisTestKit.connectedClient()
         let key = RedisTestKit.prefix() + "bin"
         let value: [UInt8] = [0, 13, 10, 255, 36, 42, 0x7F]
-        XCTAssertEqual(redisWait(loop) { client.set(key, value, completion: $0) }.redisOK(), .claimed)
+        XCTAssertEqual(redisWait(loop) { client.set(key, value, completion: $0) }.redisOK(), .written)
         XCTAssertEqual(redisWait(loop) { client.get(key, completion: $0) }.redisOK(), value)
         client.close()
     }
@@ -25,7 +25,7 @@ final class RedisCommandTests: XCTestCase {
         let (loop, client) = try RedisTestKit.connectedClient()
         let key = RedisTestKit.prefix() + "claim"
         XCTAssertEqual(redisWait(loop) { client.set(key, "owner-a", px: 30_000, nx: true, get: true, completion: $0) }.redisOK(),
-                       .claimed)
+                       .written)
         XCTAssertEqual(redisWait(loop) { client.set(key, "owner-b", px: 30_000, nx: true, get: true, completion: $0) }.redisOK(),
                        .taken(Array("owner-a".utf8)))
         // NX without GET: taken, holder unknown; the value is untouched either way.
@@ -37,7 +37,7 @@ final class RedisCommandTests: XCTestCase {
     func testSetWithPXAppliesTheTTL() throws {
         let (loop, client) = try RedisTestKit.connectedClient()
         let key = RedisTestKit.prefix() + "ttl"
-        XCTAssertEqual(redisWait(loop) { client.set(key, "v", px: 20_000, nx: true, get: true, completion: $0) }.redisOK(), .claimed)
+        XCTAssertEqual(redisWait(loop) { client.set(key, "v", px: 20_000, nx: true, get: true, completion: $0) }.redisOK(), .written)
         let ttl = try XCTUnwrap(redisWait(loop) { client.pttl(key, completion: $0) }.redisOK())
         XCTAssertTrue((18_000...20_000).contains(ttl), "PTTL \(ttl)")
         let serverTTL = try XCTUnwrap(Int(try RedisTestServer.shared.cli("PTTL", key)))

@@ -49,7 +49,7 @@ final class RedisFaultTests: XCTestCase {
         try server.start()
         XCTAssertTrue(loop.run(timeout: .seconds(5)) { client.isUp }, "no reconnect: \(client.lastError ?? "")")
         XCTAssertTrue(loop.run(timeout: .seconds(2)) { queued != nil })
-        XCTAssertEqual(queued.redisOK(), .claimed)
+        XCTAssertEqual(queued.redisOK(), .written)
         XCTAssertEqual(redisWait(loop) { client.get("after-restart", completion: $0) }.redisOK(), Array("yes".utf8))
         XCTAssertEqual(client.connectCount, 2)
         XCTAssertTrue(loop.run(timeout: .seconds(1)) { states == [.up, .down, .up] }, "states \(states)")
@@ -166,7 +166,7 @@ final class RedisFaultTests: XCTestCase {
         for url in ["redis://:s3cret@127.0.0.1:\(server.port)", "redis://default:s3cret@127.0.0.1:\(server.port)/2"] {
             let right = try RedisClient(loop: loop, url: url, configuration: config)
             XCTAssertTrue(loop.run(timeout: .seconds(3)) { right.isUp }, "\(url): \(right.lastError ?? "")")
-            XCTAssertEqual(redisWait(loop) { right.set("pw-key", "ok", completion: $0) }.redisOK(), .claimed)
+            XCTAssertEqual(redisWait(loop) { right.set("pw-key", "ok", completion: $0) }.redisOK(), .written)
             right.close()
         }
         XCTAssertEqual(try server.cli("-a", "s3cret", "--no-auth-warning", "-n", "2", "GET", "pw-key"), "ok")

@@ -28,7 +28,7 @@ final class RedisPipelineTests: XCTestCase {
             client.set(keys[i], mine, px: 30_000, nx: true, get: true) { result in
                 order.append(i)
                 switch result {
-                case .success(.claimed) where i % 2 == 1: claimed += 1
+                case .success(.written) where i % 2 == 1: claimed += 1
                 case .success(.taken(let holder?)) where i % 2 == 0 && holder == Array("other".utf8): takenByOther += 1
                 default: if wrong.count < 5 { wrong.append("\(i): \(result)") }
                 }

@@ -192,7 +192,7 @@ public final class RedisClient {
         switch completion {
         case .reply(let done): done(.failure(error))
         case .set(_, let done): done(.failure(error))
-        case .claim(let sink, let index): sink.redisClaim(index, claimed: false, holder: nil, error: error)
+        case .sink(let sink, let index): sink.redisReply(index, nil, error: error)
         case .bytes(let done): done(.failure(error))
         case .integer(let done): done(.failure(error))
         case .bool(let done): done(.failure(error))
@@ -231,18 +231,13 @@ public final class RedisClient {
             done(.success(reply.copyReply()))
         case .set(let flags, let done):
             switch type {
-            case HiredisReplyType.status: done(.success(.claimed))
-            case HiredisReplyType.null: done(.success(flags.nx && !flags.get ? .taken(nil) : .claimed))
-            case HiredisReplyType.string: done(.success(flags.nx ? .taken(Array(reply.payload)) : .claimed))
+            case HiredisReplyType.status: done(.success(.written))
+            case HiredisReplyType.null: done(.success(flags.nx && !flags.get ? .taken(nil) : .written))
+            case HiredisReplyType.string: done(.success(flags.nx ? .taken(Array(reply.payload)) : .written))
             default: done(.failure(.unexpectedReply("SET answered \(reply.summary)")))
             }
-        case .claim(let sink, let index):
-            switch type {
-            case HiredisReplyType.null, HiredisReplyType.status: sink.redisClaim(index, claimed: true, holder: nil, error: nil)
-            case HiredisReplyType.string: sink.redisClaim(index, claimed: false, holder: reply.payload, error: nil)
-            default:
-                sink.redisClaim(index, claimed: false, holder: nil, error: .unexpectedReply("SET NX GET answered \(reply.summary)"))
-            }
+        case .sink(let sink, let index):
+            sink.redisReply(index, RedisReplyView(reply), error: nil)
         case .bytes(let done):
             switch type {
             case HiredisReplyType.string: done(.success(Array(reply.payload)))
@@ -479,7 +474,7 @@ struct PendingCommand {
 /// closure is stored as is instead of being wrapped in another closure.
 enum RedisCompletion {
     case reply((Result<RedisReply, RedisError>) -> Void)
-    case claim(RedisClaimSink, Int)
+    case sink(RedisReplySink, Int)
     case set(RedisSetFlags, (Result<RedisSetResult, RedisError>) -> Void)
     case bytes((Result<[UInt8]?, RedisError>) -> Void)
     case integer((Result<Int64, RedisError>) -> Void)

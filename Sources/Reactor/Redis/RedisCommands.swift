@@ -1,3 +1,5 @@
+import CHiredis
+
 /// Bytes a Redis key, value or argument can be given as, without copying: `String`,
 /// `[UInt8]`, `ArraySlice<UInt8>`, `Substring` and `UnsafeRawBufferPointer`.
 public protocol RedisArgument {
@@ -45,7 +47,7 @@ extension Substring: RedisArgument {
 /// The outcome of `SET ... NX`: did we take the key, or does someone hold it?
 public enum RedisSetResult: Equatable, Sendable {
     /// The value was written: with NX the key was free and is now ours.
-    case claimed
+    case written
     /// NX found the key present and wrote nothing. With `get: true` this carries the value
     /// the key holds (Redis 7 `SET k v PX ms NX GET`, one round trip); without it, nil.
     case taken([UInt8]?)
@@ -69,9 +71,9 @@ extension RedisClient {
 
     // MARK: strings and keys
 
-    /// `SET key value [PX ms] [NX] [GET]`. With `nx: true, get: true` this is the claim:
-    /// `.claimed` when the key was free (and now holds `value` for `px` ms), `.taken(old)`
-    /// with the holder's value otherwise. Without NX the write always happens: `.claimed`.
+    /// `SET key value [PX ms] [NX] [GET]`. With `nx: true, get: true`, one round trip:
+    /// `.written` when the key was free (and now holds `value` for `px` ms), `.taken(old)`
+    /// with the holder's value otherwise. Without NX the write always happens: `.written`.
     public func set<K: RedisArgument, V: RedisArgument>(_ key: K, _ value: V, px: Int? = nil, nx: Bool = false, get: Bool = false,
                                                        completion: @escaping (Result<RedisSetResult, RedisError>) -> Void) {
         encoder.beginCommand(argumentCount: 3 + (px == nil ? 0 : 2) + (nx ? 1 : 0) + (get ? 1 : 0))
@@ -152,26 +154,51 @@ extension RedisClient {
     }
 }
 
-/// Receives the outcomes of many claims through one object, instead of a closure (an
-/// allocation) per command: the listener's claim round is such a sink.
-public protocol RedisClaimSink: AnyObject {
-    /// Claim `index` completed: `claimed` when the key was free and is now ours; otherwise
-    /// `holder` is the value that holds it (valid only during the call), or `error` says
-    /// why there is no answer.
-    func redisClaim(_ index: Int, claimed: Bool, holder: UnsafeRawBufferPointer?, error: RedisError?)
+/// Receives the replies of many commands through one object, instead of a closure (an
+/// allocation) per command; each reply is read in place, without a copy.
+public protocol RedisReplySink: AnyObject {
+    /// Command `index` completed with `reply` (valid only during the call), or failed with
+    /// `error` (an error reply, a lost connection, a timeout) and no reply.
+    func redisReply(_ index: Int, _ reply: RedisReplyView?, error: RedisError?)
+}
+
+/// A reply as hiredis parsed it, borrowed for the duration of a sink's call.
+public struct RedisReplyView {
+    /// The reply's RESP type, as far as a sink needs to tell.
+    public enum Kind: Equatable, Sendable { case status, string, null, integer, other }
+    public let kind: Kind
+    /// The text of a status or string reply (empty otherwise).
+    public let bytes: UnsafeRawBufferPointer
+    /// The value of an integer reply (0 otherwise).
+    public let integer: Int64
+
+    init(_ reply: UnsafeMutablePointer<redisReply>) {
+        switch reply.replyType {
+        case HiredisReplyType.status: kind = .status
+        case HiredisReplyType.string: kind = .string
+        case HiredisReplyType.null: kind = .null
+        case HiredisReplyType.integer: kind = .integer
+        default: kind = .other
+        }
+        bytes = kind == .status || kind == .string ? reply.payload : UnsafeRawBufferPointer(start: nil, count: 0)
+        integer = kind == .integer ? reply.pointee.integer : 0
+    }
 }
 
 extension RedisClient {
-    /// `SET key value PX px NX GET` (Redis 7), answered to `sink` with `index`.
-    public func claim<K: RedisArgument, V: RedisArgument>(_ key: K, _ value: V, px: Int, sink: RedisClaimSink, index: Int) {
-        encoder.beginCommand(argumentCount: 7)
+    /// `SET key value PX px [NX] [GET]`, answered to `sink` with `index`: with NX and GET
+    /// (Redis 7) the reply is null or a status when the key was free and is now set, and
+    /// the value that holds the key otherwise.
+    public func set<K: RedisArgument, V: RedisArgument>(_ key: K, _ value: V, px: Int, nx: Bool, get: Bool,
+                                                       sink: RedisReplySink, index: Int) {
+        encoder.beginCommand(argumentCount: 5 + (nx ? 1 : 0) + (get ? 1 : 0))
         encoder.argument("SET")
         key.withRedisBytes { encoder.argument($0) }
         value.withRedisBytes { encoder.argument($0) }
         encoder.argument("PX")
         encoder.argument(decimal: px)
-        encoder.argument("NX")
-        encoder.argument("GET")
-        submit(.claim(sink, index))
+        if nx { encoder.argument("NX") }
+        if get { encoder.argument("GET") }
+        submit(.sink(sink, index))
     }
 }
