@@ -32,6 +32,11 @@ let package = Package(
             swiftSettings: releaseSpeed
         ),
         .target(
+            name: "Dedup",
+            dependencies: ["Reactor", "ServiceKit", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: releaseSpeed
+        ),
+        .target(
             name: "ServiceKit",
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
@@ -48,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "Listener",
             dependencies: [
-                "Reactor", "ServiceKit",
+                "Dedup", "Reactor", "ServiceKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -57,7 +62,7 @@ let package = Package(
         .target(name: "CAllocCounter"),
         .executableTarget(
             name: "Benchmarks",
-            dependencies: ["Reactor", "CAllocCounter", "TestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["Reactor", "Dedup", "CAllocCounter", "TestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Benchmarks"
         ),
         .target(
@@ -77,12 +82,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ListenerTests",
-            dependencies: ["Listener", "Reactor"],
+            dependencies: ["Dedup", "Reactor"],
             path: "Tests/ListenerTests"
         ),
         .testTarget(
             name: "ReactorTests",
-            dependencies: ["Reactor", "TestSupport"],
+            dependencies: ["Reactor", "Dedup", "TestSupport"],
             path: "Tests/ReactorTests"
         ),
     ],

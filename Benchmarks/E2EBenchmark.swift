@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import Glibc
 import Histogram
+import Dedup
 import Reactor
 
 /// `Benchmarks e2e`: the whole system as a user runs it, against its ceilings, in one run.
@@ -656,7 +657,7 @@ private final class E2ERun {
 
 /// The documented events table, via the reactor's schema (the same SQL the listener runs).
 enum PostgresSchemaSQL {
-    static func events(table: String) -> String { PostgresSchema.createEventsTableSQL(table: table) }
+    static func events(table: String) -> String { EventsTable.createSQL(table: table) }
 }
 
 func fmtRate(_ value: Double) -> String {

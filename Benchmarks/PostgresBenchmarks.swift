@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Dedup
 import Reactor
 
 /// PostgreSQL batch insert benchmark: our pipelined `unnest` batch insert of N distinct
@@ -41,7 +42,7 @@ func postgresBenchmarkFigures(quick: Bool) throws -> [String: Double] {
     }
     for table in ["bench_ours", "bench_server", "bench_durable"] {
         try runSQL(loop, connection, "DROP TABLE IF EXISTS \(table)")
-        try runSQL(loop, connection, PostgresSchema.createEventsTableSQL(table: table))
+        try runSQL(loop, connection, EventsTable.createSQL(table: table))
     }
 
     var figures: [String: Double] = ["rows": Double(rows), "batch_rows": Double(batchRows)]

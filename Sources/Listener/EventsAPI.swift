@@ -1,3 +1,4 @@
+import Dedup
 import Reactor
 import ServiceKit
 

@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import Dedup
 import Reactor
 import ServiceKit
 import Synchronization

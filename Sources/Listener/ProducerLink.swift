@@ -1,4 +1,5 @@
 import Logging
+import Dedup
 import Reactor
 
 /// The WebSocket link to the producer: reconnects with backoff and resumes from the

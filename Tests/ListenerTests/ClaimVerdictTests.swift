@@ -1,4 +1,4 @@
-@testable import Listener
+@testable import Dedup
 import XCTest
 
 /// A claim's answer decides what happens to the event, including when an earlier answer

@@ -1,4 +1,4 @@
-@testable import Listener
+@testable import Dedup
 import XCTest
 
 /// The event state machine: every path an event can take ends finished or released.

@@ -1,4 +1,4 @@
-@testable import Listener
+@testable import Dedup
 import XCTest
 
 /// A watcher drops an event only on proof that its owner finished it: a mark read for

@@ -1,4 +1,4 @@
-@testable import Listener
+@testable import Dedup
 import Reactor
 import XCTest
 

@@ -2,6 +2,7 @@ import Glibc
 import TestSupport
 import XCTest
 @testable import Reactor
+import Dedup
 
 /// Faults: a server restart mid-batch, timeouts, backpressure, and bad input (unreachable
 /// host, wrong database, malformed URI, a server that answers garbage).
@@ -29,7 +30,7 @@ final class PostgresFaultTests: XCTestCase {
         var submittedAt: [Int: UInt64] = [:]
         var lateCompletions = 0
         // The caller keeps its events: a batch that fails is resubmitted from the completion.
-        func submit(_ index: Int, _ batch: EventBatch) {
+        func submit(_ index: Int, _ batch: EventRows) {
             submittedAt[index] = loop.nowNanos
             inserter.insert(batch) { result in
                 if loop.nowNanos - submittedAt[index]! > 21_000_000_000 { lateCompletions += 1 }

@@ -1,6 +1,7 @@
 import TestSupport
 import XCTest
 @testable import Reactor
+import Dedup
 
 /// Schema creation, parameterised reads, prepared statements and server errors, against the
 /// real PostgreSQL the test support starts.
@@ -12,7 +13,7 @@ final class PostgresQueryTests: XCTestCase {
         let table = "pg_schema_test"
         _ = try PostgresTestServer.shared.psql("DROP TABLE IF EXISTS \(table)")
         for _ in 0..<2 {
-            let created = awaitResult(loop) { PostgresSchema.createEventsTable(on: connection, table: table, completion: $0) }
+            let created = awaitResult(loop) { EventsTable.create(on: connection, table: table, completion: $0) }
             XCTAssertNoThrow(try created?.get())
         }
         let columns = try PostgresTestServer.shared.psql("""

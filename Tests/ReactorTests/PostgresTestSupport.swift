@@ -1,6 +1,7 @@
 import TestSupport
 import XCTest
 @testable import Reactor
+import Dedup
 
 /// Shared pieces of the PostgreSQL client tests: a connection that is up, and a way to wait
 /// for one completion while the loop runs.
@@ -30,7 +31,7 @@ extension XCTestCase {
     /// A fresh copy of the events table for one test (dropped first, so reruns start clean).
     func freshEventsTable(_ name: String) throws -> String {
         _ = try PostgresTestServer.shared.psql("DROP TABLE IF EXISTS \(name)")
-        _ = try PostgresTestServer.shared.psql(PostgresSchema.createEventsTableSQL(table: name))
+        _ = try PostgresTestServer.shared.psql(EventsTable.createSQL(table: name))
         return name
     }
 }

@@ -5,8 +5,18 @@ enum PostgresParameters {
     case none
     /// Text-format values, each NUL-terminated in one buffer; an offset of -1 is SQL NULL.
     case text(ByteBuffer, [Int])
-    /// The four binary arrays of an event batch.
-    case eventBatch(EventBatch)
+    /// Binary-format values its owner lays out (e.g. whole arrays for a batch insert).
+    case binary(any PostgresBinaryParameters)
+}
+
+/// Parameters in PostgreSQL's binary format that their owner keeps and lays out: libpq's
+/// four parameter arrays, valid only during `body`. Kept by the pipeline until the
+/// operation completes, so a retry sends them again.
+public protocol PostgresBinaryParameters: AnyObject {
+    /// Calls `body(count, values, lengths, formats)` with libpq's parameter arrays.
+    func withParameters<R>(
+        _ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+    ) -> R
 }
 
 /// One statement execution in the pipeline: what to send, and the results gathered until
@@ -93,8 +103,8 @@ final class PostgresOperation {
                     return body(Int32(offsets.count), UnsafePointer(values.baseAddress), nil, nil)
                 }
             }
-        case .eventBatch(let batch):
-            return batch.withParameters(body)
+        case .binary(let parameters):
+            return parameters.withParameters(body)
         }
     }
 }

@@ -39,6 +39,14 @@ extension PostgresConnection {
                                  completion: completion))
     }
 
+    /// Executes a prepared statement with binary parameters, kept (not copied) until it
+    /// completes.
+    public func execute(_ statement: PostgresStatement, binary parameters: any PostgresBinaryParameters,
+                        completion: @escaping (Result<PostgresResult, PostgresError>) -> Void) {
+        submit(PostgresOperation(statement: statement, sql: statement.sql, parameters: .binary(parameters),
+                                 completion: completion))
+    }
+
     /// All values NUL-terminated in one buffer: one allocation for the lot, not one C string
     /// per parameter.
     static func encodeText(_ params: [String?]) -> PostgresParameters {

@@ -10,7 +10,7 @@ enum ListenerSchema {
 
     static let statements = [
         "SELECT pg_advisory_lock(\(lockKey))",
-        PostgresSchema.createEventsTableSQL(),
+        EventsTable.createSQL(),
         """
         CREATE TABLE IF NOT EXISTS dead_letters (
           event_id     BYTEA NOT NULL,

@@ -1,27 +1,27 @@
 import ServiceKit
 
 /// The interface's counters (each with the `instance` label) and the listener's own.
-final class ListenerMetrics: Sendable {
-    let registry: MetricsRegistry
-    let received: Counter
-    let claimed: Counter
-    let duplicate: Counter
-    let processed: Counter
-    let stored: Counter
-    let recovered: Counter
-    let deadLettered: Counter
-    let streamReplaced: Counter
-    let malformed: Counter
-    let gaps: Counter
-    let gapEvents: Counter
-    let storeFailures: Counter
-    let claimFailures: Counter
-    let inFlight: Gauge
-    let inFlightBytes: Gauge
-    let watching: Gauge
-    let watermark: Gauge
+package final class ListenerMetrics: Sendable {
+    package let registry: MetricsRegistry
+    package let received: Counter
+    package let claimed: Counter
+    package let duplicate: Counter
+    package let processed: Counter
+    package let stored: Counter
+    package let recovered: Counter
+    package let deadLettered: Counter
+    package let streamReplaced: Counter
+    package let malformed: Counter
+    package let gaps: Counter
+    package let gapEvents: Counter
+    package let storeFailures: Counter
+    package let claimFailures: Counter
+    package let inFlight: Gauge
+    package let inFlightBytes: Gauge
+    package let watching: Gauge
+    package let watermark: Gauge
 
-    init(instance: String) {
+    package init(instance: String) {
         registry = MetricsRegistry(labels: [("instance", instance)])
         received = registry.counter("dedup_events_received_total", help: "Events received from the producer.")
         claimed = registry.counter("dedup_events_claimed_total", help: "Events this instance claimed in Redis.")

@@ -3,13 +3,13 @@ import Reactor
 
 /// Where watermarks survive restarts: one row per (stream, instance) in the same
 /// database, written a few times a second when it moved, read once at start.
-final class WatermarkStore {
+package final class WatermarkStore {
     /// Where to resume: the stream last seen and the seq after which to ask for events.
-    struct Resume: Equatable {
-        var stream: String
-        var watermark: UInt64
+    package struct Resume: Equatable {
+        package var stream: String
+        package var watermark: UInt64
         /// True when the watermark is another instance's (this one had none saved).
-        var fromGroup: Bool
+        package var fromGroup: Bool
     }
 
     private let db: PostgresConnection
@@ -18,7 +18,7 @@ final class WatermarkStore {
     private var saved: (stream: String, seq: UInt64)?
     private var saving = false
 
-    init(db: PostgresConnection, instance: String, logger: Logger) {
+    package init(db: PostgresConnection, instance: String, logger: Logger) {
         self.db = db
         self.instance = instance
         self.logger = logger
@@ -30,7 +30,7 @@ final class WatermarkStore {
     /// instance saved for it (everything at or below a saved watermark is finished, so
     /// the highest is safe), or nil when nobody ever saved one: then everything the
     /// producer retains is asked for, never "live only".
-    func load(_ done: @escaping (Resume?) -> Void) {
+    package func load(_ done: @escaping (Resume?) -> Void) {
         ListenerSchema.create(on: db) { [weak self] result in
             guard let self else { return }
             if case .failure(let error) = result { return self.retryLoad(error, done) }
@@ -63,7 +63,7 @@ final class WatermarkStore {
     }
 
     /// Saves `watermark` for `stream` if it moved since the last save.
-    func save(stream: String, _ watermark: UInt64, completion: (() -> Void)? = nil) {
+    package func save(stream: String, _ watermark: UInt64, completion: (() -> Void)? = nil) {
         if let saved, saved.stream == stream, saved.seq == watermark { completion?(); return }
         guard !saving else { completion?(); return }
         saving = true

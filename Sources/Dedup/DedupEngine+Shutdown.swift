@@ -17,7 +17,7 @@ extension DedupEngine {
     /// over at once, and tells watchers so through our progress keys. Calls `done` exactly
     /// once, by the deadline plus a short grace for the release, whatever Redis or
     /// PostgreSQL are doing.
-    func drain(within deadline: Duration, done: @escaping () -> Void) {
+    package func drain(within deadline: Duration, done: @escaping () -> Void) {
         stopping = true
         updateFlow()
         var called = false

@@ -3,7 +3,7 @@ import Reactor
 /// `dead_letters`: events PostgreSQL refused for good, with the error, kept as the bytes
 /// they arrived as (BYTEA: whatever made them unstorable as text or JSON cannot stop them
 /// being kept here).
-final class DeadLetterStore {
+package final class DeadLetterStore {
     private let db: PostgresConnection
     private let statement: PostgresStatement
 
@@ -36,7 +36,7 @@ final class DeadLetterStore {
     }
 
     /// `GET /api/dead-letters` rows, newest first: id and payload as hex, decoded by the API.
-    static let listSQL = """
+    package static let listSQL = """
         SELECT encode(event_id, 'hex'), seq, encode(payload, 'hex'), error, failed_by, \
         to_char(failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') \
         FROM dead_letters ORDER BY failed_at DESC, seq DESC LIMIT $1

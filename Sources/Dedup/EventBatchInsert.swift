@@ -1,4 +1,4 @@
-import CPostgres
+import Reactor
 
 /// Rows for one batch insert, encoded as they are appended straight into four reusable
 /// buffers in PostgreSQL's binary array format (`array_send`), one buffer per column. Binary
@@ -8,7 +8,7 @@ import CPostgres
 /// Layout of each buffer: a 20-byte header (ndim, has-nulls flag, element type OID, length,
 /// lower bound; patched when the batch is sealed), then per element a big-endian Int32
 /// length (-1 for NULL) and the bytes.
-public final class EventBatch {
+package final class EventRows: PostgresBinaryParameters {
     private static let headerSize = 20
     private static let textOID: UInt32 = 25
     private static let int8OID: UInt32 = 20
@@ -19,7 +19,7 @@ public final class EventBatch {
     let payloads: ByteBuffer
     let owners: ByteBuffer
     /// Rows appended so far.
-    public private(set) var count = 0
+    package private(set) var count = 0
     private var hasNullPayload = false
     private var sealed = false
     /// From an inserter's pool: goes back there after its completion.
@@ -29,7 +29,7 @@ public final class EventBatch {
 
     /// A batch the caller owns (call `reset()` to reuse it). Batches from
     /// `EventBatchInsert.makeBatch()` are recycled for you instead.
-    public convenience init() {
+    package convenience init() {
         self.init(pooled: false)
     }
 
@@ -43,8 +43,8 @@ public final class EventBatch {
     }
 
     /// Empties the batch, keeping its buffers' capacity.
-    public func reset() {
-        precondition(!inUse, "EventBatch: reset while an insert is using it")
+    package func reset() {
+        precondition(!inUse, "EventRows: reset while an insert is using it")
         for buffer in [ids, seqs, payloads, owners] {
             buffer.clear()
             _ = buffer.writeWithUnsafeMutableBytes(minimumCapacity: Self.headerSize) { space in
@@ -58,15 +58,15 @@ public final class EventBatch {
     }
 
     /// Bytes held by the four buffers (for pool limits and memory accounting).
-    public var allocatedBytes: Int {
+    package var allocatedBytes: Int {
         ids.allocatedCapacity + seqs.allocatedCapacity + payloads.allocatedCapacity + owners.allocatedCapacity
     }
 
     /// Appends one row. `eventID` and `processedBy` are UTF-8 text; `payload` is JSON text,
     /// or nil for SQL NULL. The bytes are copied; the pointers need not outlive the call.
-    public func append(eventID: UnsafeRawBufferPointer, seq: Int64, payload: UnsafeRawBufferPointer?,
+    package func append(eventID: UnsafeRawBufferPointer, seq: Int64, payload: UnsafeRawBufferPointer?,
                        processedBy: UnsafeRawBufferPointer) {
-        precondition(!sealed, "EventBatch: append after insert; make or reset a batch")
+        precondition(!sealed, "EventRows: append after insert; make or reset a batch")
         Self.appendElement(ids, eventID)
         _ = seqs.writeWithUnsafeMutableBytes(minimumCapacity: 12) { space in
             space.storeBytes(of: UInt32(8).bigEndian, toByteOffset: 0, as: UInt32.self)
@@ -95,7 +95,7 @@ public final class EventBatch {
     }
 
     /// Appends one row from Strings (native Swift strings are contiguous UTF-8: no copy).
-    public func append(eventID: String, seq: Int64, payload: String?, processedBy: String) {
+    package func append(eventID: String, seq: Int64, payload: String?, processedBy: String) {
         var eventID = eventID
         var processedBy = processedBy
         eventID.withUTF8 { id in
@@ -143,7 +143,7 @@ public final class EventBatch {
     }
 
     /// libpq's parameter arrays for the four columns, all binary.
-    func withParameters<R>(
+    package func withParameters<R>(
         _ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
     ) -> R {
         ids.withReadableBytes { a in
@@ -169,25 +169,27 @@ public final class EventBatch {
 }
 
 /// What a batch insert did: which ids were new (stored by this call) and which were not.
-public struct EventInsertResult {
+package struct EventInsertResult {
     /// Rows in the batch, duplicates included.
-    public let batchCount: Int
-    /// The `RETURNING event_id` rows.
-    public let result: PostgresResult
+    package let batchCount: Int
+    /// The `RETURNING event_id` rows (nil for an empty batch).
+    package let result: PostgresResult?
 
     /// Rows actually inserted (ids not stored before and first in the batch).
-    public var insertedCount: Int { result.rowCount }
+    package var insertedCount: Int { result?.rowCount ?? 0 }
 
     /// Calls `body` with each newly stored id, in place (valid only during the call).
-    public func forEachInsertedID(_ body: (UnsafeRawBufferPointer) -> Void) {
+    package func forEachInsertedID(_ body: (UnsafeRawBufferPointer) -> Void) {
+        guard let result else { return }
         for row in 0..<result.rowCount {
             result.withValue(row, 0) { body($0 ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
         }
     }
 
     /// The newly stored ids as Strings (allocates; for tests and slow paths).
-    public var insertedIDs: [String] {
-        (0..<result.rowCount).compactMap { result.string($0, 0) }
+    package var insertedIDs: [String] {
+        guard let result else { return [] }
+        return (0..<result.rowCount).compactMap { result.string($0, 0) }
     }
 }
 
@@ -196,58 +198,60 @@ public struct EventInsertResult {
 /// ON CONFLICT (event_id) DO NOTHING RETURNING event_id`. Idempotent, so aborted attempts
 /// are retried; ids repeated inside one batch are stored once (DO NOTHING, unlike DO UPDATE,
 /// accepts a row conflicting with one the same statement inserted) and reported new once.
-public final class EventBatchInsert {
+package final class EventBatchInsert {
     /// The connection the inserts run on.
-    public let connection: PostgresConnection
+    package let connection: PostgresConnection
     /// The target table.
-    public let table: String
+    package let table: String
     /// The prepared INSERT.
-    public let statement: PostgresStatement
-    private var pool: [EventBatch] = []
+    package let statement: PostgresStatement
+    private var pool: [EventRows] = []
     /// Idle batches kept for reuse; more are freed.
-    public var maxPooledBatches = 64
+    package var maxPooledBatches = 64
     /// A batch whose buffers grew beyond this is freed rather than pooled.
-    public var maxPooledBatchBytes = 16 << 20
+    package var maxPooledBatchBytes = 16 << 20
 
     /// Declares the insert statement for `table` on `connection`.
-    public init(connection: PostgresConnection, table: String = "events") {
+    package init(connection: PostgresConnection, table: String = "events") {
         self.connection = connection
         self.table = table
         statement = connection.prepare("""
-            INSERT INTO \(PostgresSchema.quoteIdentifier(table)) (event_id, seq, payload, processed_by) \
+            INSERT INTO \(PostgresIdentifier.quoted(table)) (event_id, seq, payload, processed_by) \
             SELECT * FROM unnest($1::text[], $2::bigint[], $3::jsonb[], $4::text[]) \
             ON CONFLICT (event_id) DO NOTHING RETURNING event_id
             """)
     }
 
     /// An empty batch from the pool.
-    public func makeBatch() -> EventBatch {
+    package func makeBatch() -> EventRows {
         if let batch = pool.popLast() { return batch }
-        return EventBatch(pooled: true)
+        return EventRows(pooled: true)
     }
 
     /// Inserts the batch's rows; `completion` runs on the loop with the new ids or an error.
     /// The batch belongs to the inserter from now on: a pooled batch goes back to the pool
     /// after `completion` returns, unless `completion` submits it again (the way to retry
     /// after `.connectionLost`).
-    public func insert(_ batch: EventBatch, completion: @escaping (Result<EventInsertResult, PostgresError>) -> Void) {
-        precondition(!batch.inUse, "EventBatch: inserted twice at once")
+    package func insert(_ batch: EventRows, completion: @escaping (Result<EventInsertResult, PostgresError>) -> Void) {
+        precondition(!batch.inUse, "EventRows: inserted twice at once")
         batch.seal()
         batch.inUse = true
-        let op = PostgresOperation(statement: statement, sql: statement.sql, parameters: .eventBatch(batch)) {
-            [weak self] outcome in
+        if batch.count == 0 {
+            connection.loop.executeSoon { [weak self] in
+                batch.inUse = false
+                completion(.success(EventInsertResult(batchCount: 0, result: nil)))
+                if batch.pooled && !batch.inUse { self?.recycle(batch) }
+            }
+            return
+        }
+        connection.execute(statement, binary: batch) { [weak self] outcome in
             batch.inUse = false
             completion(outcome.map { EventInsertResult(batchCount: batch.count, result: $0) })
             if batch.pooled && !batch.inUse { self?.recycle(batch) }
         }
-        if batch.count == 0 {
-            connection.loop.executeSoon { op.finish(.success(PostgresResult(taking: nil))) }
-            return
-        }
-        connection.submit(op)
     }
 
-    private func recycle(_ batch: EventBatch) {
+    private func recycle(_ batch: EventRows) {
         guard pool.count < maxPooledBatches, batch.allocatedBytes <= maxPooledBatchBytes else { return }
         batch.reset()
         pool.append(batch)

@@ -3,19 +3,27 @@ import Reactor
 import ServiceKit
 
 /// The listener's settings that shape the event path.
-struct EngineSettings {
-    var instance: String
-    var run: String
-    var lockTTLMillis: Int
-    var dedupWindowMillis: Int
-    var processDelayMillis: Int
+package struct EngineSettings {
+    package var instance: String
+    package var run: String
+    package var lockTTLMillis: Int
+    package var dedupWindowMillis: Int
+    package var processDelayMillis: Int
     /// Event bytes held unfinished above which reading from the producer pauses.
-    var maxInFlightBytes = 256 << 20
+    package var maxInFlightBytes = 256 << 20
     /// Unfinished events above which reading pauses too (each costs bookkeeping besides
     /// its bytes).
-    var maxInFlight = 16_384
+    package var maxInFlight = 16_384
     /// Most claims sent in one round.
-    var maxClaimBatch = 4_096
+    package var maxClaimBatch = 4_096
+
+    package init(instance: String, run: String, lockTTLMillis: Int, dedupWindowMillis: Int, processDelayMillis: Int) {
+        self.instance = instance
+        self.run = run
+        self.lockTTLMillis = lockTTLMillis
+        self.dedupWindowMillis = dedupWindowMillis
+        self.processDelayMillis = processDelayMillis
+    }
 }
 
 /// The event path, on one loop; the states and transitions are written down in
@@ -24,7 +32,7 @@ struct EngineSettings {
 /// batch done. Events are finished only when stored (by us or by their owner) or
 /// dead-lettered, and the watermark moves only over finished events, so a crash, a
 /// restart or a reconnect resumes without losing any.
-final class DedupEngine {
+package final class DedupEngine {
     let loop: EventLoop
     let settings: EngineSettings
     var values: ClaimValues
@@ -36,7 +44,7 @@ final class DedupEngine {
     let logger: Logger
     let eventLog: RateLimitedLog
 
-    var tracker = SeqTracker()
+    package internal(set) var tracker = SeqTracker()
     var arrivals = ArrivalClock()
     /// Received and not yet claimed, all under the live claim value.
     var incoming = EventSet()
@@ -57,9 +65,9 @@ final class DedupEngine {
     var flowOpen = true
     var stopping = false
     /// Told when intake should pause (false) or resume (true).
-    var onFlowChange: ((Bool) -> Void)?
+    package var onFlowChange: ((Bool) -> Void)?
 
-    init(loop: EventLoop, settings: EngineSettings, redis: RedisClient, db: PostgresConnection,
+    package init(loop: EventLoop, settings: EngineSettings, redis: RedisClient, db: PostgresConnection,
          metrics: ListenerMetrics, logger: Logger) {
         self.loop = loop
         self.settings = settings
@@ -81,15 +89,15 @@ final class DedupEngine {
     }
 
     /// Starts from a persisted watermark.
-    func resume(from watermark: UInt64) { tracker = SeqTracker(watermark: watermark) }
+    package func resume(from watermark: UInt64) { tracker = SeqTracker(watermark: watermark) }
 
-    var inFlightCount: Int {
+    package var inFlightCount: Int {
         incoming.count + pendingRounds.reduce(0) { $0 + $1.events.count } + claimRounds.reduce(0) { $0 + $1.events.count }
             + work.reduce(0) { $0 + ($1.stage.isFinished ? 0 : $1.events.count) } + watch.count
     }
 
     /// Event bytes held by every unfinished stage.
-    var inFlightBytes: Int {
+    package var inFlightBytes: Int {
         incoming.byteCount + pendingRounds.reduce(0) { $0 + $1.events.byteCount }
             + claimRounds.reduce(0) { $0 + $1.events.byteCount }
             + work.reduce(0) { $0 + ($1.stage.isFinished ? 0 : $1.events.byteCount) } + watch.byteCount
@@ -98,7 +106,7 @@ final class DedupEngine {
     var isIdle: Bool { inFlightCount == 0 }
 
     /// How long the oldest unfinished event has waited, in nanoseconds (0 when none).
-    func oldestUnfinishedAge() -> UInt64 {
+    package func oldestUnfinishedAge() -> UInt64 {
         guard let since = arrivals.oldestUnfinished(watermark: tracker.watermark, highest: tracker.highest) else { return 0 }
         return loop.nowNanos &- since
     }
@@ -106,7 +114,7 @@ final class DedupEngine {
     // MARK: intake
 
     /// A text frame from the producer: one or more NDJSON lines.
-    func receive(frame: UnsafeRawBufferPointer) {
+    package func receive(frame: UnsafeRawBufferPointer) {
         let before = incoming.count
         incoming.generation = tracker.generation
         StreamLineParser.parse(frame, into: &incoming, scratch: &scratchID) { notice in
@@ -149,7 +157,7 @@ final class DedupEngine {
     /// The producer's seqs started over (a new stream, or a producer without a durable
     /// log that restarted): count from `watermark` in a new live claim scope, since the
     /// old scope's marks speak of the old numbering.
-    func streamRestarted(at watermark: UInt64) {
+    package func streamRestarted(at watermark: UInt64) {
         logger.warning("the producer's seqs started over (next after \(watermark), had \(tracker.highest)); tracking the new numbering")
         closeLiveScope()
         tracker.restart(at: watermark)

@@ -1,10 +1,11 @@
 import TestSupport
 import XCTest
 @testable import Reactor
+import Dedup
 
 /// The batch insert: one statement per batch, duplicates inside and across batches,
 /// byte-exact round trips of awkward ids and payloads.
-final class PostgresBatchInsertTests: XCTestCase {
+final class EventBatchInsertTests: XCTestCase {
     func testHundredThousandRowsWithDuplicatesStoreEachDistinctIdOnce() throws {
         let table = try freshEventsTable("pg_batch_test")
         let loop = try EventLoop()

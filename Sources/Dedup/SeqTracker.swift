@@ -5,14 +5,14 @@
 ///
 /// A ring of states indexed by seq, from the watermark up to the highest seq received;
 /// it grows only with the number of unfinished events, which backpressure bounds.
-struct SeqTracker {
+package struct SeqTracker {
     private enum State: UInt8 { case unknown = 0, pending, finished }
     private var states: [State]
     private var mask: Int
     /// The lowest seq that may still be unfinished.
     private(set) var base: UInt64
     /// The highest seq received.
-    private(set) var highest: UInt64
+    package private(set) var highest: UInt64
     /// Which numbering of the producer's seqs this tracks (see `restart`).
     private(set) var generation: UInt32 = 0
 
@@ -25,7 +25,7 @@ struct SeqTracker {
     }
 
     /// Everything at or below this seq is finished.
-    var watermark: UInt64 { base - 1 }
+    package var watermark: UInt64 { base - 1 }
 
     /// Seqs between the watermark and the highest received.
     var span: Int { Int(highest &- watermark) }
