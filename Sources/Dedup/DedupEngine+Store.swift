@@ -45,7 +45,7 @@ extension DedupEngine {
             case .success(let inserted):
                 self.metrics.stored.add(inserted.insertedCount)
                 batch.plan.inserted()
-                batch.attempts = 0
+                batch.retry.reset()
                 self.store(batch)
             case .failure(let error) where StoreFailure(error) == .permanent:
                 if let row = batch.plan.refused() {
@@ -59,10 +59,10 @@ extension DedupEngine {
             case .failure(let error):
                 self.metrics.storeFailures.add()
                 batch.advance(.insertFailedTransiently)
-                let delay = self.retryDelay(&batch.attempts)
+                let delay = batch.retry.nextDelay()
                 self.eventLog.event("store-retry", level: .warning, now: self.loop.nowNanos,
-                                    "storing \(part.count) events failed (\(error)); retry \(batch.attempts) in \(delay) ms, claims kept alive")
-                self.loop.schedule(in: .milliseconds(delay)) { [weak self] in self?.store(batch) }
+                                    "storing \(part.count) events failed (\(error)); retry \(batch.retry.failures) in \(delay), claims kept alive")
+                self.loop.schedule(in: delay) { [weak self] in self?.store(batch) }
             }
         }
     }
@@ -87,10 +87,10 @@ extension DedupEngine {
                             self.store(batch)
                         }
                     case .failure(let failure):
-                        let delay = self.retryDelay(&batch.attempts)
+                        let delay = batch.retry.nextDelay()
                         self.eventLog.event("dead-letter-retry", level: .warning, now: self.loop.nowNanos,
-                                            "keeping a refused event in dead_letters failed (\(failure)); retry in \(delay) ms")
-                        self.loop.schedule(in: .milliseconds(delay)) { [weak self] in
+                                            "keeping a refused event in dead_letters failed (\(failure)); retry in \(delay)")
+                        self.loop.schedule(in: delay) { [weak self] in
                             guard let self, !batch.released else { return }
                             self.deadLetter(batch, row, error)
                         }
@@ -98,12 +98,6 @@ extension DedupEngine {
                 }
             }
         }
-    }
-
-    /// Capped exponential backoff: 100 ms doubling to 2 s.
-    private func retryDelay(_ attempts: inout Int) -> Int {
-        attempts += 1
-        return min(2_000, 50 << min(attempts, 6))
     }
 
     private func stored(_ batch: WorkBatch) {
@@ -127,9 +121,9 @@ extension DedupEngine {
                 self.finishWork(batch)
             case .failure(let error):
                 // Idempotent: a lost reply only means the markers are set already.
-                let delay = self.retryDelay(&batch.attempts)
-                self.eventLog.event("done-retry", level: .warning, now: self.loop.nowNanos, "marking \(batch.events.count) events done failed (\(error)); retry in \(delay) ms")
-                self.loop.schedule(in: .milliseconds(delay)) { [weak self] in self?.markDone(batch) }
+                let delay = batch.retry.nextDelay()
+                self.eventLog.event("done-retry", level: .warning, now: self.loop.nowNanos, "marking \(batch.events.count) events done failed (\(error)); retry in \(delay)")
+                self.loop.schedule(in: delay) { [weak self] in self?.markDone(batch) }
             }
         }
         publishProgress()

@@ -11,7 +11,8 @@ final class WorkBatch {
     private(set) var stage = EventStage.processing
     /// What is left to insert.
     var plan: InsertPlan
-    var attempts = 0
+    /// Retries of its insert, dead letter or done mark: 100 ms doubling to 2 s.
+    var retry = Backoff(initial: .milliseconds(100), maximum: .seconds(2))
     var extendTimer: TimerHandle?
 
     init(events: EventSet, claim: [UInt8]) {

@@ -19,10 +19,9 @@ public struct LineLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
-        var text = "\(Self.timestamp()) \(level) [\(instance)] \(message)"
-        let all = extra.map { metadata.merging($0) { $1 } } ?? metadata
+    public func log(event: LogEvent) {
+        var text = "\(Self.timestamp()) \(event.level) [\(instance)] \(event.message)"
+        let all = event.metadata.map { metadata.merging($0) { $1 } } ?? metadata
         for (key, value) in all.sorted(by: { $0.key < $1.key }) { text += " \(key)=\(value)" }
         text += "\n"
         var bytes = Array(text.utf8)

@@ -18,7 +18,7 @@ final class DemoTests: XCTestCase {
         process.environment = env
         // A file, not a pipe: the services the demo leaves running must not hold our read open.
         let outputPath = dir + "-output-\(arguments.first ?? "start").log"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let output = FileHandle(forWritingAtPath: outputPath)!
         process.standardOutput = output
         process.standardError = output

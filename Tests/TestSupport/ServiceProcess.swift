@@ -14,7 +14,7 @@ public final class ServiceProcess {
         self.name = name ?? URL(fileURLWithPath: binary).lastPathComponent
         logPath = log
         self.port = port
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = FileHandle(forWritingAtPath: log)!
         handle.seekToEndOfFile()
         process.executableURL = URL(fileURLWithPath: binary)

@@ -60,7 +60,7 @@ public final class PostgresConnection: IOHandler {
     private var connectTimer: TimerHandle?
     private var reconnectTimer: TimerHandle?
     private var sweepTimer: TimerHandle?
-    private var backoff: Duration
+    private var backoff: Backoff
     private var statementCounter = 0
 
     /// Checks a connection URI the way libpq will read it; nil when it parses.
@@ -85,7 +85,7 @@ public final class PostgresConnection: IOHandler {
         if let error = Self.validate(url: configuration.url) { throw error }
         self.loop = loop
         self.configuration = configuration
-        backoff = configuration.initialBackoff
+        backoff = Backoff(initial: configuration.initialBackoff, maximum: configuration.maxBackoff)
         startConnect()
     }
 
@@ -188,7 +188,7 @@ public final class PostgresConnection: IOHandler {
         guard self.conn != nil else { return }
         epoch &+= 1
         connectCount += 1
-        backoff = configuration.initialBackoff
+        backoff.reset()
         setState(.up)
         pump()
     }
@@ -202,8 +202,7 @@ public final class PostgresConnection: IOHandler {
 
     private func scheduleReconnect() {
         guard state != .closed, reconnectTimer == nil else { return }
-        let delay = backoff
-        backoff = min(backoff * 2, configuration.maxBackoff)
+        let delay = backoff.nextDelay()
         reconnectTimer = loop.schedule(in: delay) { [weak self] in self?.startConnect() }
     }
 

@@ -98,7 +98,7 @@ public final class RedisClient {
     private var connectTimer: TimerHandle?
     private var reconnectTimer: TimerHandle?
     private var watchdog: TimerHandle?
-    private var backoffNanos: UInt64
+    private var backoff: Backoff
     private let commandTimeoutNanos: UInt64
     private var reportedState: State?
 
@@ -107,7 +107,7 @@ public final class RedisClient {
         self.loop = loop
         self.url = url
         self.configuration = configuration
-        self.backoffNanos = configuration.reconnectDelay.nanoseconds
+        self.backoff = Backoff(initial: configuration.reconnectDelay, maximum: configuration.maxReconnectDelay)
         self.commandTimeoutNanos = max(configuration.commandTimeout.nanoseconds, 1_000_000)
         connectAttempt()
     }
@@ -351,7 +351,7 @@ public final class RedisClient {
 
     private func becameUp(_ connection: RedisConnection) {
         if let timer = connectTimer { loop.cancel(timer); connectTimer = nil }
-        backoffNanos = configuration.reconnectDelay.nanoseconds
+        backoff.reset()
         connectCount += 1
         setState(.up)
         // Everything queued while down leaves now, in order, in this turn's write.
@@ -394,8 +394,7 @@ public final class RedisClient {
 
     private func scheduleReconnect() {
         guard reconnectTimer == nil, state != .closed else { return }
-        let delay = backoffNanos
-        backoffNanos = min(backoffNanos &* 2, configuration.maxReconnectDelay.nanoseconds)
+        let delay = backoff.nextDelay().nanoseconds
         reconnectTimer = loop.schedule(atNanos: monotonicNanos() &+ delay) { [unowned self] in
             self.reconnectTimer = nil
             self.connectAttempt()

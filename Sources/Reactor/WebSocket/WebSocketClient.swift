@@ -10,17 +10,8 @@ public enum WebSocketReconnectPolicy: Sendable, Equatable {
     /// The delay before attempt `attempt` (1 = first retry); `unit` in [0, 1) is the jitter.
     public func delay(attempt: Int, unit: Double) -> Duration? {
         guard case .backoff(let initial, let maximum) = self else { return nil }
-        let initialNanos = Double(initial.nanoseconds)
-        let maxNanos = Double(maximum.nanoseconds)
-        let exponent = Double(min(max(attempt - 1, 0), 62))
-        let capped = min(maxNanos, initialNanos * pow2(exponent))
+        let capped = Double(Backoff(initial: initial, maximum: maximum).delay(afterFailures: attempt).nanoseconds)
         return .nanoseconds(Int64(capped / 2 + capped / 2 * unit))
-    }
-
-    private func pow2(_ x: Double) -> Double {
-        var r = 1.0
-        for _ in 0..<Int(x) { r *= 2; if r > 1e18 { break } }
-        return r
     }
 }
 
