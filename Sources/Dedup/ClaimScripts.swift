@@ -3,37 +3,27 @@ import Reactor
 /// The per-batch Redis work of the claim protocol: one script call for a whole batch of
 /// keys, so Redis work per event stays one SET NX GET plus a share of one call.
 enum ClaimScripts {
-    /// KEYS = event keys; ARGV = our claim, done value, window ms. Replaces each key still
-    /// holding our claim by the done marker; returns how many it replaced.
-    static let markDoneAll = """
+    /// A script that runs `action` on each of KEYS still holding our claim (ARGV[1]) and
+    /// returns on how many it did: compare-and-act, never touching another owner's key.
+    private static func forEachKeyStillOurs(_ action: String) -> String {
+        """
         local n = 0
         for i = 1, #KEYS do
           if redis.call('GET', KEYS[i]) == ARGV[1] then
-            redis.call('SET', KEYS[i], ARGV[2], 'PX', ARGV[3]); n = n + 1
+            \(action); n = n + 1
           end
         end
         return n
         """
-    /// KEYS = event keys; ARGV = our claim, ttl ms. Extends each key still holding our claim.
-    static let extendAll = """
-        local n = 0
-        for i = 1, #KEYS do
-          if redis.call('GET', KEYS[i]) == ARGV[1] then
-            redis.call('PEXPIRE', KEYS[i], ARGV[2]); n = n + 1
-          end
-        end
-        return n
-        """
-    /// KEYS = event keys; ARGV = our claim. Deletes each key still holding our claim.
-    static let releaseAll = """
-        local n = 0
-        for i = 1, #KEYS do
-          if redis.call('GET', KEYS[i]) == ARGV[1] then
-            redis.call('DEL', KEYS[i]); n = n + 1
-          end
-        end
-        return n
-        """
+    }
+
+    /// KEYS = event keys; ARGV = our claim, done value, window ms. Replaces our claims by
+    /// the done marker.
+    static let markDoneAll = forEachKeyStillOurs("redis.call('SET', KEYS[i], ARGV[2], 'PX', ARGV[3])")
+    /// KEYS = event keys; ARGV = our claim, ttl ms. Extends our claims.
+    static let extendAll = forEachKeyStillOurs("redis.call('PEXPIRE', KEYS[i], ARGV[2])")
+    /// KEYS = event keys; ARGV = our claim. Deletes our claims.
+    static let releaseAll = forEachKeyStillOurs("redis.call('DEL', KEYS[i])")
 
     /// Calls `script` over the event keys of `events` with `args`, encoded straight into
     /// the client's buffer (no array per key).

@@ -46,29 +46,38 @@ final class EventsAPI {
     private func deadLetters(_ request: HTTPRequest, _ responder: HTTPResponder) {
         guard let limit = limit(request, responder) else { return }
         db.query(DeadLetterStore.listSQL, params: [String(limit)]) { result in
-            switch result {
-            case .success(let rows):
-                let out = ByteBuffer(capacity: 256 * max(rows.rowCount, 1))
-                out.write(byte: UInt8(ascii: "["))
-                for row in 0..<rows.rowCount {
-                    if row > 0 { out.write(byte: UInt8(ascii: ",")) }
-                    out.write("{\"event_id\":" as StaticString)
-                    JSONString.writeQuoted(Self.fromHex(rows.string(row, 0)), to: out)
-                    out.write(",\"seq\":" as StaticString)
-                    out.write(rows.string(row, 1) ?? "null")
-                    out.write(",\"payload\":" as StaticString)
-                    if rows.isNull(row, 2) { out.write("null" as StaticString) } else { JSONString.writeQuoted(Self.fromHex(rows.string(row, 2)), to: out) }
-                    for (column, name) in [(3, "error"), (4, "failed_by"), (5, "failed_at")] {
-                        out.write(",\"\(name)\":")
-                        JSONString.writeQuoted(rows.string(row, column) ?? "", to: out)
-                    }
-                    out.write(byte: UInt8(ascii: "}"))
+            Self.respondArray(result, responder) { rows, row, out in
+                out.write("{\"event_id\":" as StaticString)
+                JSONString.writeQuoted(Self.fromHex(rows.string(row, 0)), to: out)
+                out.write(",\"seq\":" as StaticString)
+                out.write(rows.string(row, 1) ?? "null")
+                out.write(",\"payload\":" as StaticString)
+                if rows.isNull(row, 2) { out.write("null" as StaticString) } else { JSONString.writeQuoted(Self.fromHex(rows.string(row, 2)), to: out) }
+                for (column, name) in [(3, "error"), (4, "failed_by"), (5, "failed_at")] {
+                    out.write(",\"\(name)\":")
+                    JSONString.writeQuoted(rows.string(row, column) ?? "", to: out)
                 }
-                out.write(byte: UInt8(ascii: "]"))
-                responder.respond(HTTPResponse(status: 200, contentType: "application/json", body: out.readableBytesArray))
-            case .failure(let error):
-                responder.respondError(503, "database unavailable: \(error)")
+                out.write(byte: UInt8(ascii: "}"))
             }
+        }
+    }
+
+    /// 200 with a JSON array of the result's rows, each written by `write`; 503 when the
+    /// database did not answer.
+    private static func respondArray(_ result: Result<PostgresResult, PostgresError>, _ responder: HTTPResponder,
+                                     _ write: (PostgresResult, Int, ByteBuffer) -> Void) {
+        switch result {
+        case .success(let rows):
+            let out = ByteBuffer(capacity: 256 * max(rows.rowCount, 1))
+            out.write(byte: UInt8(ascii: "["))
+            for row in 0..<rows.rowCount {
+                if row > 0 { out.write(byte: UInt8(ascii: ",")) }
+                write(rows, row, out)
+            }
+            out.write(byte: UInt8(ascii: "]"))
+            responder.respond(HTTPResponse(status: 200, contentType: "application/json", body: out.readableBytesArray))
+        case .failure(let error):
+            responder.respondError(503, "database unavailable: \(error)")
         }
     }
 
@@ -97,19 +106,7 @@ final class EventsAPI {
         }
         sql += " ORDER BY seq DESC, processed_at DESC LIMIT \(limit)"
         db.query(sql, params: params) { result in
-            switch result {
-            case .success(let rows):
-                let out = ByteBuffer(capacity: 256 * max(rows.rowCount, 1))
-                out.write(byte: UInt8(ascii: "["))
-                for row in 0..<rows.rowCount {
-                    if row > 0 { out.write(byte: UInt8(ascii: ",")) }
-                    Self.writeEvent(rows, row, to: out)
-                }
-                out.write(byte: UInt8(ascii: "]"))
-                responder.respond(HTTPResponse(status: 200, contentType: "application/json", body: out.readableBytesArray))
-            case .failure(let error):
-                responder.respondError(503, "database unavailable: \(error)")
-            }
+            Self.respondArray(result, responder) { rows, row, out in Self.writeEvent(rows, row, to: out) }
         }
     }
 
