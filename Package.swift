@@ -26,6 +26,12 @@ let package = Package(
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "EventLog",
+            dependencies: ["CZlib", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: releaseSpeed
+        ),
         .target(
             name: "Reactor",
             dependencies: ["CEpoll", "CCrypto", "CHiredis", "CPostgres"],
@@ -38,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "Producer",
             dependencies: [
-                "Reactor", "ServiceKit",
+                "Reactor", "ServiceKit", "EventLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -57,7 +63,7 @@ let package = Package(
         .target(name: "CAllocCounter"),
         .executableTarget(
             name: "Benchmarks",
-            dependencies: ["Reactor", "CAllocCounter", "TestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["Reactor", "EventLog", "CAllocCounter", "TestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Benchmarks"
         ),
         .target(
@@ -74,6 +80,11 @@ let package = Package(
             name: "ProducerTests",
             dependencies: ["Producer", "Reactor", "ServiceKit", "TestSupport"],
             path: "Tests/ProducerTests"
+        ),
+        .testTarget(
+            name: "EventLogTests",
+            dependencies: ["EventLog", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/EventLogTests"
         ),
         .testTarget(
             name: "ReactorTests",

@@ -37,11 +37,17 @@ final class SlowConsumerTests: XCTestCase {
         let binary = try productPath("producer")
         let http = freeTCPPort(), ws = freeTCPPort()
         let process = Process()
+        let dataDir = TestServers.makeTempDir("producer-log")
         process.executableURL = URL(fileURLWithPath: binary)
         process.environment = ["HTTP_PORT": "\(http)", "WS_PORT": "\(ws)", "HOST": "127.0.0.1", "REPLAY_CAPACITY": "20000",
-                               "SLOW_CLIENT_TIMEOUT_MS": "60000", "LOG_LEVEL": "warning", "THREADS": "1"]
+                               "SLOW_CLIENT_TIMEOUT_MS": "60000", "LOG_LEVEL": "warning", "THREADS": "1",
+                               "DATA_DIR": dataDir, "RETENTION_BYTES": "\(64 << 20)"]
         try process.run()
-        defer { process.terminate(); process.waitUntilExit() }
+        defer {
+            process.terminate()
+            process.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: dataDir)
+        }
         XCTAssertTrue(waitForTCP(port: http))
         let loop = try EventLoop()
         let stalled = try Recorder(loop: loop, port: ws)
