@@ -52,8 +52,11 @@ final class Recorder: WebSocketClientDelegate {
     var opened = false
     let client: WebSocketClient
 
-    init(loop: EventLoop, port: Int, fromSeq: UInt64? = nil) throws {
-        let query = fromSeq.map { "?from_seq=\($0)" } ?? ""
+    init(loop: EventLoop, port: Int, fromSeq: UInt64? = nil, stream: String? = nil) throws {
+        var parameters: [String] = []
+        if let fromSeq { parameters.append("from_seq=\(fromSeq)") }
+        if let stream { parameters.append("stream=\(stream)") }
+        let query = parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&")
         client = try WebSocketClient(loop: loop, url: "ws://127.0.0.1:\(port)/\(query)")
         client.delegate = self
         client.connect()
