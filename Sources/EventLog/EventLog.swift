@@ -136,20 +136,20 @@ public final class EventLog {
     /// readable and the seq range is returned; on failure nothing of it exists.
     public func complete(_ outcome: LogAppendOutcome) -> Result<ClosedRange<UInt64>, LogError> {
         isSyncing = false
+        if let rolled = outcome.rolled {
+            segments.append(Segment(firstSeq: rolled.firstSeq, lastSeq: rolled.firstSeq - 1, size: 0,
+                                    readFD: rolled.readFD, index: SparseIndex()))
+            applyRetention()
+        }
         switch outcome.result {
         case .failure(let error):
             return .failure(error)
         case .success(let written):
-            if let rolled = written.rolled {
-                segments.append(Segment(firstSeq: rolled.firstSeq, lastSeq: rolled.firstSeq - 1, size: 0,
-                                        readFD: rolled.readFD, index: SparseIndex()))
-            }
             let active = segments[segments.count - 1]
             active.size = written.activeSize
             active.lastSeq = outcome.lastSeq
             active.index.append(contentsOf: written.index)
             lastSeq = outcome.lastSeq
-            if written.rolled != nil { applyRetention() }
             return .success(outcome.firstSeq...outcome.lastSeq)
         }
     }

@@ -27,11 +27,12 @@ public struct LogAppendOutcome: Sendable {
     public let lastSeq: UInt64
     /// Time spent in write + fdatasync.
     public let syncNanos: UInt64
+    /// A segment started for this group (its first seq and a read descriptor), reported
+    /// even when the write then failed: the sync thread writes there from now on.
+    let rolled: (firstSeq: UInt64, readFD: Int32)?
     let result: Result<Written, LogError>
 
     struct Written: Sendable {
-        /// A segment started for this batch: its first seq and a read descriptor.
-        var rolled: (firstSeq: UInt64, readFD: Int32)?
         /// The active segment's durable size after the write.
         var activeSize: Int
         /// Index entries for the records written.

@@ -34,6 +34,8 @@ final class LogWriter: @unchecked Sendable {
     private var index: SparseIndex
     /// A failed write could not be cut back: retry that before writing anything else.
     private var dirtyTail = false
+    /// The segment the current job started, if it started one.
+    private var rolled: (firstSeq: UInt64, readFD: Int32)?
     private var buffer: UnsafeMutableRawPointer
     private var bufferCapacity = 1 << 20
 
@@ -97,6 +99,7 @@ final class LogWriter: @unchecked Sendable {
         let count = job.entries.reduce(0) { $0 + $1.count }
         let lastSeq = job.firstSeq + UInt64(count) - 1
         let started = DispatchTime.now().uptimeNanoseconds
+        rolled = nil
         let result: Result<LogAppendOutcome.Written, LogError>
         do {
             result = .success(try write(job.entries, firstSeq: job.firstSeq))
@@ -106,7 +109,7 @@ final class LogWriter: @unchecked Sendable {
             result = .failure(LogError("append", code: 0, detail: "\(error)"))
         }
         return LogAppendOutcome(entries: job.entries, firstSeq: job.firstSeq, lastSeq: lastSeq,
-                                syncNanos: DispatchTime.now().uptimeNanoseconds - started, result: result)
+                                syncNanos: DispatchTime.now().uptimeNanoseconds - started, rolled: rolled, result: result)
     }
 
     private func write(_ entries: [LogEntries], firstSeq: UInt64) throws -> LogAppendOutcome.Written {
@@ -115,7 +118,6 @@ final class LogWriter: @unchecked Sendable {
             try FileIO.truncate(fd, to: size, name: name)
             dirtyTail = false
         }
-        var rolled: (firstSeq: UInt64, readFD: Int32)?
         if size >= segmentBytes {
             rolled = try roll(to: firstSeq)
         }
@@ -127,7 +129,6 @@ final class LogWriter: @unchecked Sendable {
         } catch {
             // Nothing of this group may survive: cut the file back to what was durable.
             do { try FileIO.truncate(fd, to: size, name: SegmentName.segment(segmentFirstSeq)) } catch { dirtyTail = true }
-            if let rolled { close(rolled.readFD) }
             throw error
         }
         var position = 0
@@ -141,7 +142,7 @@ final class LogWriter: @unchecked Sendable {
             }
         }
         size += total
-        return .init(rolled: rolled, activeSize: size, index: newIndex)
+        return .init(activeSize: size, index: newIndex)
     }
 
     /// Lays the records out in the write buffer; returns their total size.

@@ -103,21 +103,25 @@ final class EventLogTests: XCTestCase {
         log.close()
     }
 
+    /// Appends with the process' file size limit at `bytes` (EFBIG past it, as a full disk).
+    private func appendWithFileSizeLimit(_ log: EventLog, _ bytes: Int, _ payloads: [String]) -> Result<ClosedRange<UInt64>, LogError> {
+        signal(SIGXFSZ, SIG_IGN)
+        var saved = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &saved)
+        var limited = saved
+        limited.rlim_cur = rlim_t(bytes)
+        setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limited)
+        defer { setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &saved) }
+        return log.appendAndWait(payloads)
+    }
+
     func testAFailedWriteLeavesNothingAndTheNextGroupTakesTheSameSeqs() throws {
         let log = try EventLog.open(directory)
         _ = try log.appendAndWait(["one", "two"]).get()
         let path = directory + "/" + (try segmentFiles(directory).last!)
         let sizeBefore = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
 
-        // A file size limit makes the write fail part way (EFBIG), as a full disk would.
-        signal(SIGXFSZ, SIG_IGN)
-        var saved = rlimit()
-        getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &saved)
-        var limited = saved
-        limited.rlim_cur = rlim_t(sizeBefore + 100)
-        setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limited)
-        let failed = log.appendAndWait(Array(repeating: String(repeating: "x", count: 50), count: 10))
-        setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &saved)
+        let failed = appendWithFileSizeLimit(log, sizeBefore + 100, Array(repeating: String(repeating: "x", count: 50), count: 10))
 
         guard case .failure(let error) = failed else { return XCTFail("the write should have failed") }
         XCTAssertTrue(error.isOutOfSpace, "\(error)")
@@ -126,6 +130,26 @@ final class EventLogTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int, sizeBefore, "cut back to the last good record")
         XCTAssertEqual(try log.appendAndWait(["three"]).get(), 3...3)
         XCTAssertEqual(try log.readAll().map(\.1), ["one", "two", "three"])
+        log.close()
+    }
+
+    func testAWriteThatFailsInANewSegmentLeavesTheLogConsistent() throws {
+        var log = try EventLog.open(directory, retentionBytes: 1 << 30, segmentBytes: 64 << 10)
+        let payload = String(repeating: "s", count: 1000)
+        for _ in 0..<7 { _ = try log.appendAndWait(Array(repeating: payload, count: 10)).get() }
+        XCTAssertEqual(log.segmentCount, 1)
+        // The segment is full: the next group starts a new one, and its write fails there.
+        let failed = appendWithFileSizeLimit(log, 500, Array(repeating: payload, count: 10))
+        guard case .failure = failed else { return XCTFail("the write should have failed") }
+        XCTAssertEqual(log.segmentCount, 2)
+        XCTAssertEqual(log.lastSeq, 70)
+        XCTAssertEqual(try log.appendAndWait(["after"]).get(), 71...71)
+        XCTAssertEqual(try log.readAll().map(\.0), Array(1...71))
+        log.close()
+        log = try EventLog.open(directory, retentionBytes: 1 << 30, segmentBytes: 64 << 10)
+        XCTAssertNil(log.recoveryNote)
+        XCTAssertEqual(try log.readAll().last?.1, "after")
+        XCTAssertEqual(try segmentFiles(directory), ["00000000000000000001.log", "00000000000000000071.log"])
         log.close()
     }
 }
