@@ -24,17 +24,20 @@ final class ProducerServer: Sendable {
         try Self.checkPortFree(host: settings.host, port: settings.wsPort, name: "WS_PORT")
         let metrics = ProducerMetrics()
         self.metrics = metrics
+        // Opened (and recovered) here, so a bad DATA_DIR stops start-up with one clear line
+        // before any loop runs; from then on only the hub loop touches it.
+        let opened: LogHandOff
+        do {
+            opened = LogHandOff(log: try EventLog(directory: settings.dataDir, retentionBytes: settings.retentionBytes, logger: logger))
+        } catch {
+            throw SettingError("DATA_DIR", "cannot open the event log in \(settings.dataDir): \(error)")
+        }
         let hubBox = Mutex<(LoopBound<BroadcastHub>, EventLoopHandle, String)?>(nil)
         let ports = Mutex((http: 0, ws: 0))
         group = try EventLoopGroup(threads: settings.threads, name: "producer") { loop, index in
             var localHub: BroadcastHub?
             if index == 0 {
-                let log: EventLog
-                do {
-                    log = try EventLog(directory: settings.dataDir, retentionBytes: settings.retentionBytes, logger: logger)
-                } catch {
-                    throw SettingError("DATA_DIR", "cannot open the event log in \(settings.dataDir): \(error)")
-                }
+                let log = opened.log
                 logger.info("event log \(settings.dataDir): stream \(log.streamID), seqs \(log.firstSeq)-\(log.lastSeq), \(log.sizeBytes) bytes in \(log.segmentCount) segment(s) of up to \(log.segmentBytes) bytes, retention \(settings.retentionBytes) bytes")
                 let hub = BroadcastHub(loop: loop, log: log, replayCapacity: settings.replayCapacity,
                                        arenaBytes: settings.replayArenaBytes,
@@ -67,6 +70,12 @@ final class ProducerServer: Sendable {
         (hub, hubHandle, stream) = hubBox.withLock { $0! }
         httpPort = ports.withLock { $0.http }
         wsPort = ports.withLock { $0.ws }
+    }
+
+    /// Carries the log from the thread that opened it to the hub loop, its only user after
+    /// that (the hand-over happens before the loop runs, through the group's start-up).
+    private struct LogHandOff: @unchecked Sendable {
+        let log: EventLog
     }
 
     /// Parses `from_seq`; anything but a whole number >= 0 means "live only".
