@@ -170,17 +170,43 @@ public final class EventLog {
 
     /// Reads records in order from `seq` (which must be retained), about `maxBytes` of
     /// payload (at least one record), calling `body` with each seq and payload. Returns
-    /// the last seq read. Throws on a read error or a record that fails its checksum.
+    /// the last seq read. Throws on a read error or a record that fails its checksum
+    /// (records before it have been passed to `body`); the reader can skip to the end of
+    /// that segment (`segmentLastSeq(containing:)`).
     public func read(from seq: UInt64, maxBytes: Int, _ body: (UInt64, UnsafeRawBufferPointer) -> Void) throws -> UInt64 {
         precondition(retains(seq), "seq \(seq) is not retained")
+        let segment = self.segment(containing: seq)
+        if let entry = segment.index.floor(seq) {
+            var delivered = false
+            do {
+                return try read(segment, at: entry.position, expecting: entry.seq, from: seq, maxBytes: maxBytes) { seq, payload in
+                    delivered = true
+                    body(seq, payload)
+                }
+            } catch where !delivered {
+                // A stale or damaged index entry: the segment itself is the truth.
+                logger.warning("event log: index of \(segment.name) does not match its records (\(error)); reading from its start")
+            }
+        }
+        return try read(segment, at: 0, expecting: segment.firstSeq, from: seq, maxBytes: maxBytes, body)
+    }
+
+    /// The last seq of the segment that holds `seq`.
+    public func segmentLastSeq(containing seq: UInt64) -> UInt64 { segment(containing: seq).lastSeq }
+
+    private func segment(containing seq: UInt64) -> Segment {
         var low = 0, high = segments.count
         while low < high {
             let mid = (low + high) / 2
             if segments[mid].firstSeq <= seq { low = mid + 1 } else { high = mid }
         }
-        let segment = segments[low - 1]
-        var position = segment.index.floor(seq)?.position ?? 0
-        var expected = segment.index.floor(seq)?.seq ?? segment.firstSeq
+        return segments[max(low - 1, 0)]
+    }
+
+    private func read(_ segment: Segment, at start: Int, expecting first: UInt64, from seq: UInt64, maxBytes: Int,
+                      _ body: (UInt64, UnsafeRawBufferPointer) -> Void) throws -> UInt64 {
+        var position = start
+        var expected = first
         var delivered = 0
         var last = seq - 1
         while position < segment.size && last < segment.lastSeq {
@@ -215,6 +241,9 @@ public final class EventLog {
                 }
             }
             position += offset
+        }
+        guard last >= seq else {
+            throw LogError("read \(segment.name)", code: 0, detail: "seq \(seq) not found before byte \(position)")
         }
         return last
     }

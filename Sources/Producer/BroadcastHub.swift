@@ -154,7 +154,7 @@ final class BroadcastHub {
                     break
                 }
                 diskFrames += 1
-                guard sendFromDisk(subscriber) else { return }
+                sendFromDisk(subscriber)
                 continue
             }
             let run = ring.run(from: subscriber.cursor, maxBytes: maxFrameBytes)
@@ -166,26 +166,38 @@ final class BroadcastHub {
         if subscriber.cursor > ring.lastSeq || socket.isWritable { subscriber.stalledSince = nil }
     }
 
-    /// Sends one frame of lines read from the log; false when the subscriber was closed.
-    private func sendFromDisk(_ subscriber: Subscriber) -> Bool {
+    /// Sends one frame of lines read from the log. Records that fail their checksum (a bad
+    /// sector in a sealed segment) are never sent: the rest of that segment is reported as
+    /// a gap, like events past retention, and the replay goes on after it.
+    private func sendFromDisk(_ subscriber: Subscriber) {
         diskFrame.removeAll(keepingCapacity: true)
-        let last: UInt64
+        let from = subscriber.cursor
+        var lastRead = from - 1
+        var unreadable: (to: UInt64, error: Error)?
         do {
-            last = try log.read(from: subscriber.cursor, maxBytes: maxFrameBytes) { seq, rest in
+            _ = try log.read(from: from, maxBytes: maxFrameBytes) { seq, rest in
                 EventLine.append(seq: seq, rest: rest, to: &diskFrame)
+                lastRead = seq
             }
         } catch {
-            logger.error("replay from disk for \(subscriber.peer) at seq \(subscriber.cursor) failed: \(error)")
-            subscriber.socket.close(code: .internalError, reason: "event log unreadable")
-            return false
+            unreadable = (log.segmentLastSeq(containing: lastRead + 1), error)
         }
-        diskFrame.removeLast()  // the frame ends without the last line's newline
-        diskFrame.withUnsafeBytes { _ = subscriber.socket.send(textBytes: $0) }
-        metrics.frames.add()
-        metrics.bytes.add(diskFrame.count)
-        metrics.diskReplayEvents.add(Int(last - subscriber.cursor + 1))
-        subscriber.cursor = last + 1
-        return true
+        if !diskFrame.isEmpty {
+            diskFrame.removeLast()  // the frame ends without the last line's newline
+            diskFrame.withUnsafeBytes { _ = subscriber.socket.send(textBytes: $0) }
+            metrics.frames.add()
+            metrics.bytes.add(diskFrame.count)
+            metrics.diskReplayEvents.add(Int(lastRead - from + 1))
+        }
+        subscriber.cursor = lastRead + 1
+        if let unreadable {
+            let missingFrom = subscriber.cursor
+            metrics.gaps.add()
+            metrics.gapEvents.add(Int(unreadable.to - missingFrom + 1))
+            logger.error("event log unreadable for \(subscriber.peer): \(unreadable.error); reporting seqs \(missingFrom)-\(unreadable.to) as a gap")
+            subscriber.socket.send(text: "{\"gap\":{\"from\":\(missingFrom),\"to\":\(unreadable.to)}}")
+            subscriber.cursor = unreadable.to + 1
+        }
     }
 
     private func closeSlow(_ subscriber: Subscriber, reason: String) {

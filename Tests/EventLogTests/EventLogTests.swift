@@ -152,4 +152,21 @@ final class EventLogTests: XCTestCase {
         XCTAssertEqual(try segmentFiles(directory), ["00000000000000000001.log", "00000000000000000071.log"])
         log.close()
     }
+
+    func testAnIndexThatDoesNotMatchItsSegmentIsNotTrusted() throws {
+        var log = try EventLog.open(directory, retentionBytes: 1 << 30, segmentBytes: 64 << 10)
+        let payload = String(repeating: "i", count: 1000)
+        for _ in 0..<10 { _ = try log.appendAndWait(Array(repeating: payload, count: 10)).get() }
+        XCTAssertGreaterThan(log.segmentCount, 1)
+        log.close()
+        // Increasing and inside the file, so it loads; but byte 100 is inside record 1.
+        var entry: [UInt8] = []
+        withUnsafeBytes(of: UInt64(5).littleEndian) { entry += $0 }
+        withUnsafeBytes(of: UInt64(100).littleEndian) { entry += $0 }
+        try Data(entry).write(to: URL(fileURLWithPath: directory + "/00000000000000000001.index"))
+
+        log = try EventLog.open(directory, retentionBytes: 1 << 30, segmentBytes: 64 << 10)
+        XCTAssertEqual(try log.readAll(from: 10).map(\.0), Array(10...100))
+        log.close()
+    }
 }

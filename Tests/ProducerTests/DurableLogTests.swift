@@ -48,6 +48,39 @@ final class DurableLogTests: XCTestCase {
                                        "{\"seq\":3,\"event_id\":\"c\",\"payload\":null}"])
     }
 
+    func testABadRecordInAnOlderSegmentIsReportedAsAGapAndTheReplayGoesOn() throws {
+        let dataDir = temporaryDataDir()
+        let loop = try EventLoop()
+        let pad = String(repeating: "b", count: 1000)
+        do {
+            // 1 MiB retention: 64 KiB segments, so 300 events of 1 KB fill several.
+            let producer = try ProducerHarness(dataDir: dataDir, retentionBytes: 1 << 20)
+            let publisher = try Publisher(loop: loop, port: producer.httpPort)
+            for i in 0..<30 {
+                publisher.post("[" + (0..<10).map { "{\"event_id\":\"b\(i * 10 + $0)\",\"payload\":\"\(pad)\"}" }.joined(separator: ",") + "]")
+                XCTAssertTrue(loop.run(timeout: .seconds(10)) { publisher.answers.count == i + 1 })
+            }
+        }
+        let segments = try FileManager.default.contentsOfDirectory(atPath: dataDir).filter { $0.hasSuffix(".log") }.sorted()
+        XCTAssertGreaterThan(segments.count, 2)
+        let secondFirstSeq = try XCTUnwrap(UInt64(segments[1].dropLast(4)))
+        // A bad sector in the first (sealed) segment: start-up checks only the last one.
+        let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: dataDir + "/" + segments[0]))
+        try handle.seek(toOffset: 30_000)
+        try handle.write(contentsOf: Data("XXXX".utf8))
+        try handle.close()
+
+        let producer = try ProducerHarness(dataDir: dataDir, retentionBytes: 1 << 20)
+        let resumed = try Recorder(loop: loop, port: producer.wsPort, fromSeq: 0)
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { resumed.seqs.last == 300 })
+        let gapIndex = try XCTUnwrap(resumed.lines.firstIndex { $0.hasPrefix("{\"gap\"") }, "\(resumed.lines.prefix(3))")
+        let before = UInt64(gapIndex)
+        XCTAssertGreaterThan(before, 0)
+        XCTAssertEqual(resumed.lines[gapIndex], "{\"gap\":{\"from\":\(before + 1),\"to\":\(secondFirstSeq - 1)}}")
+        XCTAssertEqual(resumed.seqs, Array(1...before) + Array(secondFirstSeq...300), "everything but the unreadable part, in order")
+        XCTAssertEqual(producer.metrics.gapEvents.count, Int(secondFirstSeq - 1 - before))
+    }
+
     func testAClientOfAnotherStreamGetsEverythingRetainedAndTheHandshakeNamesTheStream() throws {
         let producer = try ProducerHarness()
         let loop = try EventLoop()
