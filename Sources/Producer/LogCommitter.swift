@@ -70,6 +70,7 @@ final class LogCommitter {
             let events = outcome.entries.reduce(0) { $0 + $1.count }
             metrics.fsyncs.add()
             metrics.syncedEvents.add(events)
+            metrics.syncMicros.add(Int(outcome.syncNanos / 1000))
             metrics.logBytes.set(log.sizeBytes)
             metrics.logSegments.set(log.segmentCount)
             var next = 0
@@ -91,7 +92,8 @@ final class LogCommitter {
                 failing = true
                 logger.error("event log write failed: \(error); publishing answers 503 until a write succeeds")
             }
-            let message = "event log unavailable: \(error); nothing was accepted, retry later"
+            let what = error.isOutOfSpace ? "event log disk full" : "event log unavailable"
+            let message = "\(what): \(error); nothing was accepted, retry later"
             for waiter in waiters {
                 waiter.done(Array(repeating: .failed(message), count: waiter.batches))
             }

@@ -19,6 +19,7 @@ final class ProducerMetrics: Sendable {
     let unavailable: Counter
     let fsyncs: Counter
     let syncedEvents: Counter
+    let syncMicros: Counter
     let logWriteErrors: Counter
     let diskReplayEvents: Counter
     let logBytes: Gauge
@@ -41,6 +42,7 @@ final class ProducerMetrics: Sendable {
         unavailable = registry.counter("dedup_producer_publish_unavailable_total", help: "Publish requests answered 503 because the event log could not take them.")
         fsyncs = registry.counter("dedup_producer_fsyncs_total", help: "Group commits (one write and one fdatasync each).")
         syncedEvents = registry.counter("dedup_producer_fsynced_events_total", help: "Events made durable; divided by fsyncs: events per fsync.")
+        syncMicros = registry.counter("dedup_producer_fsync_microseconds_total", help: "Time spent writing and syncing groups; divided by fsyncs: mean sync latency.")
         logWriteErrors = registry.counter("dedup_producer_log_write_errors_total", help: "Group commits that failed (disk full or failing).")
         diskReplayEvents = registry.counter("dedup_producer_replay_disk_events_total", help: "Events replayed from the log on disk (older than the ring).")
         logBytes = registry.gauge("dedup_producer_log_bytes", help: "Bytes of records in the event log on disk.")
