@@ -9,7 +9,8 @@ public final class ServiceProcess {
     public let logPath: String
     public let port: Int
     /// A producer's event log directory: the caller's DATA_DIR, or a fresh temporary one
-    /// (removed by `terminate`) so no two producers share a log or write into the checkout.
+    /// (removed with this object) so no two producers share a log or write into the
+    /// checkout. To keep a log across a restart, pass DATA_DIR yourself.
     public let dataDir: String?
     private let ownsDataDir: Bool
 
@@ -34,6 +35,10 @@ public final class ServiceProcess {
         process.standardError = handle
         try process.run()
         TestServers.track(process.processIdentifier)
+    }
+
+    deinit {
+        if ownsDataDir, !process.isRunning, let dataDir { try? FileManager.default.removeItem(atPath: dataDir) }
     }
 
     public var pid: pid_t { process.processIdentifier }
@@ -64,7 +69,6 @@ public final class ServiceProcess {
             process.waitUntilExit()
         }
         TestServers.untrack(process.processIdentifier)
-        if ownsDataDir, let dataDir { try? FileManager.default.removeItem(atPath: dataDir) }
         return process.terminationStatus
     }
 }
