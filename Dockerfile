@@ -18,7 +18,7 @@ FROM swift:${SWIFT_VERSION}-bookworm AS build
 
 RUN export DEBIAN_FRONTEND=noninteractive \
     && apt-get -q update \
-    && apt-get -q install -y --no-install-recommends libhiredis-dev libpq-dev libssl-dev \
+    && apt-get -q install -y --no-install-recommends libhiredis-dev libpq-dev libssl-dev zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /build
@@ -45,7 +45,7 @@ FROM debian:bookworm-slim AS runtime
 
 RUN export DEBIAN_FRONTEND=noninteractive \
     && apt-get -q update \
-    && apt-get -q install -y --no-install-recommends libhiredis0.14 libpq5 libssl3 libstdc++6 libgcc-s1 ca-certificates curl \
+    && apt-get -q install -y --no-install-recommends libhiredis0.14 libpq5 libssl3 zlib1g libstdc++6 libgcc-s1 ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*
 
 # The Swift runtime (copied, not installed: there is no Debian package of it).
@@ -59,7 +59,9 @@ COPY --from=build /staging/bin/producer /staging/bin/listener /usr/local/bin/
 
 # Never run as root.
 RUN groupadd --system --gid 10001 dedup \
-    && useradd --system --uid 10001 --gid dedup --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin dedup
+    && useradd --system --uid 10001 --gid dedup --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin dedup \
+    && mkdir -p /var/lib/dedup/producer && chown dedup:dedup /var/lib/dedup/producer
+# The producer's event log (DATA_DIR); a named volume mounted here starts with this owner.
 USER dedup:dedup
 WORKDIR /tmp
 

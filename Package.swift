@@ -26,6 +26,12 @@ let package = Package(
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CPostgres", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "EventLog",
+            dependencies: ["CZlib", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: releaseSpeed
+        ),
         .target(
             name: "Reactor",
             dependencies: ["CEpoll", "CCrypto", "CHiredis", "CPostgres"],
@@ -43,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "Producer",
             dependencies: [
-                "Reactor", "ServiceKit",
+                "Reactor", "ServiceKit", "EventLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -62,7 +68,7 @@ let package = Package(
         .target(name: "CAllocCounter"),
         .executableTarget(
             name: "Benchmarks",
-            dependencies: ["Reactor", "Dedup", "CAllocCounter", "TestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["Reactor", "Dedup", "EventLog", "CAllocCounter", "TestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Benchmarks"
         ),
         .target(
@@ -84,6 +90,11 @@ let package = Package(
             name: "ListenerTests",
             dependencies: ["Dedup", "Reactor"],
             path: "Tests/ListenerTests"
+        ),
+        .testTarget(
+            name: "EventLogTests",
+            dependencies: ["EventLog", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/EventLogTests"
         ),
         .testTarget(
             name: "ReactorTests",

@@ -5,5 +5,6 @@ func registeredMicroSuites() -> [MicroSuite] {
         MicroSuite(name: "http_parse", run: runHTTPParseBenchmark),
         MicroSuite(name: "postgres", run: runPostgresBenchmark),
         MicroSuite(name: "websocket", run: runWebSocketBenchmark),
+        MicroSuite(name: "event_log", run: runEventLogBenchmark),
     ]
 }

@@ -51,7 +51,7 @@ ROOT = (os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # The programs' settings (docs/interface.md and the README's settings tables).
 SETTINGS = {
     "producer": ["HTTP_PORT", "WS_PORT", "HOST", "REPLAY_CAPACITY", "MAX_BODY_BYTES", "THREADS",
-                 "SLOW_CLIENT_TIMEOUT_MS", "LOG_LEVEL"],
+                 "SLOW_CLIENT_TIMEOUT_MS", "LOG_LEVEL", "DATA_DIR", "RETENTION_BYTES"],
     "listener": ["INSTANCE_ID", "PORT", "PRODUCER_URL", "REDIS_URL", "DATABASE_URL", "LOCK_TTL_MS",
                  "DEDUP_WINDOW_MS", "PROCESS_DELAY_MS", "LOG_LEVEL", "HOST"],
     "flood": [],
@@ -295,6 +295,12 @@ def semantic_check(services, bindir):
         test = (r.get("healthcheck") or {}).get("test") or []
         check("redis-cli" in " ".join(as_list(test) or []) and "ping" in " ".join(as_list(test) or []),
               "compose: redis healthcheck is redis-cli ping")
+    if "producer" in services:
+        pr = services["producer"]
+        data_dir = env_dict(pr.get("environment")).get("DATA_DIR")
+        check(bool(data_dir) and any(str(v).split(":")[1:2] == [data_dir] and not str(v).startswith((".", "/", "~"))
+                                     for v in pr.get("volumes") or []),
+              "compose: the producer keeps DATA_DIR (its event log) on a named volume")
     pg_env = {}
     if "postgres" in services:
         p = services["postgres"]

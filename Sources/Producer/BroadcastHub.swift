@@ -1,11 +1,16 @@
+import EventLog
 import Logging
 import Reactor
 
-/// Owns the sequence, the replay ring and every WebSocket subscriber, on one loop (the
-/// hub loop). Every subscriber is a cursor into the ring: live broadcast and replay are
-/// the same operation (send the lines after the cursor), so a reconnecting listener
-/// switches from replay to live without a gap or a duplicate, and a slow one costs no
-/// memory beyond its socket's high-water mark: its backlog is the ring itself.
+/// Owns the sequence, the durable log, the replay ring and every WebSocket subscriber, on
+/// one loop (the hub loop). Every subscriber is a cursor into the stream: live broadcast
+/// and replay are the same operation (send the lines after the cursor, from the ring when
+/// it still holds them, else from the log on disk), so a reconnecting listener switches
+/// from replay to live without a gap or a duplicate, and a slow one costs no memory
+/// beyond its socket's high-water mark: its backlog is the log itself.
+///
+/// Only durable events enter the ring: a batch is sequenced, written and synced by the
+/// `LogCommitter`, and only then broadcast and answered.
 ///
 /// Scaling: publish requests are parsed and validated on every loop; only the already
 /// encoded batches reach the hub, once per loop turn per loop, so the per-event work on
@@ -13,6 +18,8 @@ import Reactor
 final class BroadcastHub {
     let loop: EventLoop
     let ring: ReplayRing
+    let committer: LogCommitter
+    var log: EventLog { committer.log }
     let metrics: ProducerMetrics
     let logger: Logger
     /// Largest frame sent; everything ready in one turn goes out in frames up to this.
@@ -21,32 +28,45 @@ final class BroadcastHub {
     let slowClientTimeoutNanos: UInt64
     private var subscribers: [Subscriber] = []
     private var stallTimer: TimerHandle?
+    /// One frame of lines read from disk, reused.
+    private var diskFrame: [UInt8] = []
+    /// A disk replay stopped at its per-turn share with the socket still writable.
+    private var moreDiskWork = false
+    /// Disk reads per subscriber per loop turn, so a long replay never stalls the others.
+    static let diskFramesPerTurn = 4
 
-    init(loop: EventLoop, replayCapacity: Int, arenaBytes: Int, maxFrameBytes: Int = 256 * 1024,
+    init(loop: EventLoop, log: EventLog, replayCapacity: Int, arenaBytes: Int, maxFrameBytes: Int = 256 * 1024,
          slowClientTimeoutMillis: Int, metrics: ProducerMetrics, logger: Logger) {
         self.loop = loop
-        ring = ReplayRing(capacity: replayCapacity, arenaSize: arenaBytes)
+        let ring = ReplayRing(capacity: replayCapacity, arenaSize: arenaBytes, after: log.lastSeq)
+        self.ring = ring
+        committer = LogCommitter(log: log, loop: loop, metrics: metrics, logger: logger) { entries in
+            ring.append(entries)
+        }
         self.maxFrameBytes = maxFrameBytes
         self.slowClientTimeoutNanos = UInt64(slowClientTimeoutMillis) * 1_000_000
         self.metrics = metrics
         self.logger = logger
+        diskFrame.reserveCapacity(maxFrameBytes + 4096)
+        metrics.lastSeq.set(Int(log.lastSeq))
+        metrics.logBytes.set(log.sizeBytes)
+        metrics.logSegments.set(log.segmentCount)
         loop.addBeforeSleepHook { [unowned self] in self.feedAll() }
         scheduleStallCheck()
     }
 
-    /// The seq the next event will get.
-    var nextSeq: UInt64 { ring.lastSeq + 1 }
-
-    /// Sequences a batch into the ring; subscribers get it before the loop sleeps.
-    /// Returns the first and last seq given.
-    func publish(_ batch: EventBatch) -> (first: UInt64, last: UInt64) {
-        let first = ring.lastSeq + 1
-        batch.forEach { rest in ring.append(rest: rest) }
-        metrics.published.add(batch.count)
-        metrics.lastSeq.set(Int(ring.lastSeq))
-        metrics.ringEvents.set(ring.count)
-        metrics.ringBytes.set(ring.retainedBytes)
-        return (first, ring.lastSeq)
+    /// Sequences batches through the log; `done` gets one outcome per batch once they are
+    /// durable (and in the ring, so subscribers get them before the loop sleeps) or failed.
+    func publish(_ batches: [EventBatch], done: @escaping LogCommitter.Completion) {
+        committer.enqueue(batches) { [unowned self] outcomes in
+            var events = 0
+            for case .accepted(let first, let last) in outcomes { events += Int(last - first + 1) }
+            self.metrics.published.add(events)
+            self.metrics.lastSeq.set(Int(self.ring.lastSeq))
+            self.metrics.ringEvents.set(self.ring.count)
+            self.metrics.ringBytes.set(self.ring.retainedBytes)
+            done(outcomes)
+        }
     }
 
     /// Largest event line the ring can hold (bigger ones are refused at publish time).
@@ -54,36 +74,51 @@ final class BroadcastHub {
 
     // MARK: subscribers
 
-    /// A new WebSocket client: `fromSeq` is its `?from_seq=` (nil: live only).
-    func subscribe(_ socket: WebSocketConnection, fromSeq: UInt64?) {
+    /// Oldest seq still served, from the ring or the log.
+    private var oldestRetained: UInt64 {
+        ring.count > 0 ? min(ring.firstSeq, log.firstSeq) : min(log.firstSeq, ring.lastSeq + 1)
+    }
+
+    /// A new WebSocket client: `fromSeq` is its `?from_seq=` (nil: live only), `stream`
+    /// its `&stream=` (the stream its seqs belong to; another one means start over).
+    func subscribe(_ socket: WebSocketConnection, fromSeq: UInt64?, stream: String?) {
         let subscriber = Subscriber(socket: socket, hub: self)
         socket.delegate = subscriber
         subscribers.append(subscriber)
         metrics.clients.set(subscribers.count)
+        let peer = socket.connection.peerDescription
+        if let stream, stream != log.streamID {
+            // Its seqs name events of a log that is gone: everything retained is new to it.
+            metrics.replayRequests.add()
+            subscriber.cursor = oldestRetained
+            logger.warning("subscriber \(peer) resumes stream \(stream), but this is stream \(log.streamID); replaying everything retained from seq \(subscriber.cursor)")
+            feed(subscriber)
+            return
+        }
         guard let fromSeq else {
             subscriber.cursor = ring.lastSeq + 1
-            logger.info("subscriber \(socket.connection.peerDescription) connected, live from seq \(subscriber.cursor)")
+            logger.info("subscriber \(peer) connected, live from seq \(subscriber.cursor)")
             return
         }
         metrics.replayRequests.add()
         var cursor = fromSeq &+ 1
         if cursor > ring.lastSeq + 1 {
-            // Ahead of us: it saw a previous run of the producer (seqs restart per run).
-            logger.warning("subscriber \(socket.connection.peerDescription) asked from_seq=\(fromSeq) beyond last seq \(ring.lastSeq); replaying everything retained")
-            cursor = ring.count > 0 ? ring.firstSeq : ring.lastSeq + 1
+            // Ahead of the log: it saw another stream and did not say so.
+            logger.warning("subscriber \(peer) asked from_seq=\(fromSeq) beyond last seq \(ring.lastSeq); replaying everything retained")
+            cursor = oldestRetained
         }
-        let oldest = ring.count > 0 ? ring.firstSeq : ring.lastSeq + 1
+        let oldest = oldestRetained
         if cursor < oldest {
             let missingFrom = cursor
             let missingTo = oldest - 1
             metrics.gaps.add()
             metrics.gapEvents.add(Int(missingTo - missingFrom + 1))
-            logger.warning("subscriber \(socket.connection.peerDescription) asked from_seq=\(fromSeq): seqs \(missingFrom)-\(missingTo) are no longer in the replay ring; reporting the gap")
+            logger.warning("subscriber \(peer) asked from_seq=\(fromSeq): seqs \(missingFrom)-\(missingTo) are older than the retained log; reporting the gap")
             socket.send(text: "{\"gap\":{\"from\":\(missingFrom),\"to\":\(missingTo)}}")
             cursor = oldest
         }
         subscriber.cursor = cursor
-        logger.info("subscriber \(socket.connection.peerDescription) connected, replaying from seq \(cursor) (last \(ring.lastSeq))")
+        logger.info("subscriber \(peer) connected, replaying from seq \(cursor) (last \(ring.lastSeq))")
         feed(subscriber)
     }
 
@@ -96,15 +131,31 @@ final class BroadcastHub {
 
     private func feedAll() {
         for subscriber in subscribers where subscriber.cursor <= ring.lastSeq { feed(subscriber) }
+        if moreDiskWork {
+            // Keep the loop from sleeping: the next turn's feed continues the replay.
+            moreDiskWork = false
+            loop.executeSoon {}
+        }
     }
 
-    /// Sends the lines after the subscriber's cursor while its socket takes them.
+    /// Sends the lines after the subscriber's cursor while its socket takes them: from the
+    /// ring when it holds them, else from disk, a few frames per loop turn.
     func feed(_ subscriber: Subscriber) {
         let socket = subscriber.socket
+        var diskFrames = 0
         while subscriber.cursor <= ring.lastSeq && socket.isOpen && socket.isWritable {
             guard ring.retains(subscriber.cursor) else {
-                closeSlow(subscriber, reason: "fell behind the replay ring")
-                return
+                guard log.retains(subscriber.cursor) else {
+                    closeSlow(subscriber, reason: "fell behind the retained log")
+                    return
+                }
+                if diskFrames == Self.diskFramesPerTurn {
+                    moreDiskWork = true
+                    break
+                }
+                diskFrames += 1
+                sendFromDisk(subscriber)
+                continue
             }
             let run = ring.run(from: subscriber.cursor, maxBytes: maxFrameBytes)
             socket.send(textBytes: run.bytes)
@@ -113,6 +164,40 @@ final class BroadcastHub {
             subscriber.cursor = run.lastSeq + 1
         }
         if subscriber.cursor > ring.lastSeq || socket.isWritable { subscriber.stalledSince = nil }
+    }
+
+    /// Sends one frame of lines read from the log. Records that fail their checksum (a bad
+    /// sector in a sealed segment) are never sent: the rest of that segment is reported as
+    /// a gap, like events past retention, and the replay goes on after it.
+    private func sendFromDisk(_ subscriber: Subscriber) {
+        diskFrame.removeAll(keepingCapacity: true)
+        let from = subscriber.cursor
+        var lastRead = from - 1
+        var unreadable: (to: UInt64, error: Error)?
+        do {
+            _ = try log.read(from: from, maxBytes: maxFrameBytes) { seq, rest in
+                EventLine.append(seq: seq, rest: rest, to: &diskFrame)
+                lastRead = seq
+            }
+        } catch {
+            unreadable = (log.segmentLastSeq(containing: lastRead + 1), error)
+        }
+        if !diskFrame.isEmpty {
+            diskFrame.removeLast()  // the frame ends without the last line's newline
+            diskFrame.withUnsafeBytes { _ = subscriber.socket.send(textBytes: $0) }
+            metrics.frames.add()
+            metrics.bytes.add(diskFrame.count)
+            metrics.diskReplayEvents.add(Int(lastRead - from + 1))
+        }
+        subscriber.cursor = lastRead + 1
+        if let unreadable {
+            let missingFrom = subscriber.cursor
+            metrics.gaps.add()
+            metrics.gapEvents.add(Int(unreadable.to - missingFrom + 1))
+            logger.error("event log unreadable for \(subscriber.peer): \(unreadable.error); reporting seqs \(missingFrom)-\(unreadable.to) as a gap")
+            subscriber.socket.send(text: "{\"gap\":{\"from\":\(missingFrom),\"to\":\(unreadable.to)}}")
+            subscriber.cursor = unreadable.to + 1
+        }
     }
 
     private func closeSlow(_ subscriber: Subscriber, reason: String) {

@@ -1,3 +1,4 @@
+import EventLog
 import Glibc
 import Logging
 import Reactor
@@ -11,6 +12,10 @@ final class ProducerServer: Sendable {
     let httpPort: Int
     let wsPort: Int
     let metrics: ProducerMetrics
+    /// The log's stream id.
+    let stream: String
+    private let hub: LoopBound<BroadcastHub>
+    private let hubHandle: EventLoopHandle
 
     init(settings: ProducerSettings, logger: Logger) throws {
         // Sockets bound with SO_REUSEPORT would silently share a port with another
@@ -19,26 +24,41 @@ final class ProducerServer: Sendable {
         try Self.checkPortFree(host: settings.host, port: settings.wsPort, name: "WS_PORT")
         let metrics = ProducerMetrics()
         self.metrics = metrics
-        let hubBox = Mutex<(LoopBound<BroadcastHub>, EventLoopHandle)?>(nil)
+        // Opened (and recovered) here, so a bad DATA_DIR stops start-up with one clear line
+        // before any loop runs; from then on only the hub loop touches it.
+        let opened: LogHandOff
+        do {
+            opened = LogHandOff(log: try EventLog(directory: settings.dataDir, retentionBytes: settings.retentionBytes, logger: logger))
+        } catch {
+            throw SettingError("DATA_DIR", "cannot open the event log in \(settings.dataDir): \(error)")
+        }
+        let hubBox = Mutex<(LoopBound<BroadcastHub>, EventLoopHandle, String)?>(nil)
         let ports = Mutex((http: 0, ws: 0))
         group = try EventLoopGroup(threads: settings.threads, name: "producer") { loop, index in
             var localHub: BroadcastHub?
             if index == 0 {
-                let hub = BroadcastHub(loop: loop, replayCapacity: settings.replayCapacity,
+                let log = opened.log
+                logger.info("event log \(settings.dataDir): stream \(log.streamID), seqs \(log.firstSeq)-\(log.lastSeq), \(log.sizeBytes) bytes in \(log.segmentCount) segment(s) of up to \(log.segmentBytes) bytes, retention \(settings.retentionBytes) bytes")
+                let hub = BroadcastHub(loop: loop, log: log, replayCapacity: settings.replayCapacity,
                                        arenaBytes: settings.replayArenaBytes,
                                        slowClientTimeoutMillis: settings.slowClientTimeoutMillis,
                                        metrics: metrics, logger: logger)
-                let ws = try WebSocketServer(loop: loop, host: settings.host, port: settings.wsPort, reusePort: false) { socket in
-                    hub.subscribe(socket, fromSeq: Self.fromSeq(socket.request?.queryParameter("from_seq")))
+                var wsConfig = WebSocketConfiguration()
+                wsConfig.responseHeaders = [("Dedup-Stream", log.streamID)]
+                let ws = try WebSocketServer(loop: loop, host: settings.host, port: settings.wsPort, reusePort: false,
+                                             configuration: wsConfig) { socket in
+                    hub.subscribe(socket, fromSeq: Self.fromSeq(socket.request?.queryParameter("from_seq")),
+                                  stream: socket.request?.queryParameter("stream"))
                 }
                 loop.keepAlive(hub)
                 loop.keepAlive(ws)
-                hubBox.withLock { $0 = (LoopBound(hub, on: loop), loop.handle) }
+                hubBox.withLock { $0 = (LoopBound(hub, on: loop), loop.handle, log.streamID) }
                 ports.withLock { $0.ws = ws.port }
                 localHub = hub
             }
-            let (hub, hubHandle) = hubBox.withLock { $0! }
-            let frontend = PublishFrontend(loop: loop, hub: hub, hubHandle: hubHandle, localHub: localHub, metrics: metrics)
+            let (hub, hubHandle, stream) = hubBox.withLock { $0! }
+            let frontend = PublishFrontend(loop: loop, hub: hub, hubHandle: hubHandle, localHub: localHub,
+                                           stream: stream, metrics: metrics)
             var config = HTTPServer.Configuration(host: settings.host, port: settings.httpPort,
                                                   reusePort: settings.threads > 1)
             config.limits.maxBodyBytes = settings.maxBodyBytes
@@ -47,8 +67,15 @@ final class ProducerServer: Sendable {
             loop.keepAlive(server)
             ports.withLock { $0.http = server.port }
         }
+        (hub, hubHandle, stream) = hubBox.withLock { $0! }
         httpPort = ports.withLock { $0.http }
         wsPort = ports.withLock { $0.ws }
+    }
+
+    /// Carries the log from the thread that opened it to the hub loop, its only user after
+    /// that (the hand-over happens before the loop runs, through the group's start-up).
+    private struct LogHandOff: @unchecked Sendable {
+        let log: EventLog
     }
 
     /// Parses `from_seq`; anything but a whole number >= 0 means "live only".
@@ -67,5 +94,10 @@ final class ProducerServer: Sendable {
         }
     }
 
-    func shutdown() { group.shutdown() }
+    /// Stops the sync thread (after the group in progress) and the loops.
+    func shutdown() {
+        let hub = self.hub
+        try? hubHandle.submitAndWait { loop in hub.value(on: loop).log.close() }
+        group.shutdown()
+    }
 }

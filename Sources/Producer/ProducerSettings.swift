@@ -13,6 +13,8 @@ struct ProducerSettings {
     var threads = EventLoopGroupDefaults.threads
     var slowClientTimeoutMillis = 10_000
     var logLevel = Logger.Level.info
+    var dataDir = "producer-data"
+    var retentionBytes = 1_073_741_824
 
     /// Bytes of replay arena: room for `replayCapacity` typical lines, and always for
     /// several of the largest event a body can carry.
@@ -41,6 +43,10 @@ struct ServeOptions: ParsableArguments {
     var threads: String?
     @Option(name: .customLong("slow-client-timeout-ms"), help: "Close (1013) a subscriber that takes no bytes this long while behind [env SLOW_CLIENT_TIMEOUT_MS] (default: 10000)")
     var slowClientTimeoutMs: String?
+    @Option(name: .customLong("data-dir"), help: "Directory of the durable event log [env DATA_DIR] (default: producer-data)")
+    var dataDir: String?
+    @Option(name: .customLong("retention-bytes"), help: "Log bytes kept on disk for listeners that resume; oldest segments go first [env RETENTION_BYTES] (default: 1073741824)")
+    var retentionBytes: String?
     @Option(name: .customLong("log-level"), help: "debug, info, warning, error [env LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -56,6 +62,9 @@ struct ServeOptions: ParsableArguments {
         s.threads = try Settings.integer(threads, env: "THREADS", default: s.threads, range: 1...256)
         s.slowClientTimeoutMillis = try Settings.milliseconds(slowClientTimeoutMs, env: "SLOW_CLIENT_TIMEOUT_MS",
                                                               default: s.slowClientTimeoutMillis, range: 1...86_400_000)
+        s.dataDir = Settings.string(dataDir, env: "DATA_DIR", default: s.dataDir)
+        s.retentionBytes = try Settings.integer(retentionBytes, env: "RETENTION_BYTES", default: s.retentionBytes,
+                                                range: (1 << 20)...(1 << 50), unit: " bytes")
         s.logLevel = try LogSetup.level(Settings.string(logLevel, env: "LOG_LEVEL", default: "info"))
         if s.httpPort == s.wsPort { throw SettingError("WS_PORT", "must differ from HTTP_PORT (\(s.httpPort))") }
         return s

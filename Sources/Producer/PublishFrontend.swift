@@ -4,9 +4,11 @@ import ServiceKit
 /// The HTTP API of one loop: `POST /publish`, `GET /health`, `GET /metrics`.
 ///
 /// Bodies are decoded and validated here, on whichever loop accepted the connection. On
-/// the hub's own loop a batch is sequenced at once; on other loops the turn's batches go
-/// to the hub in one hand-over and their seqs come back in one reply, so the per-event
-/// path takes no lock and crosses threads only per loop turn.
+/// the hub's own loop a batch is queued for the hub's next group commit at once; on other
+/// loops the turn's batches go to the hub in one hand-over and their seqs come back in one
+/// reply once durable, so the per-event path takes no lock and crosses threads only per
+/// loop turn. A request is answered 202 only when its events are synced to disk, 503 when
+/// the log could not take them.
 final class PublishFrontend {
     let loop: EventLoop
     let router = HTTPRouter()
@@ -18,10 +20,13 @@ final class PublishFrontend {
     private var waiting: [Int: HTTPResponder] = [:]
     private var outgoing: [(token: Int, batch: EventBatch)] = []
     private var nextToken = 0
+    /// The log's stream id, in every 202 and `/health`.
+    let stream: String
 
     init(loop: EventLoop, hub: LoopBound<BroadcastHub>, hubHandle: EventLoopHandle, localHub: BroadcastHub?,
-         metrics: ProducerMetrics) {
+         stream: String, metrics: ProducerMetrics) {
         self.loop = loop
+        self.stream = stream
         self.hub = hub
         self.hubHandle = hubHandle
         self.localHub = localHub
@@ -53,8 +58,9 @@ final class PublishFrontend {
             return
         }
         if let localHub {
-            let seqs = localHub.publish(batch)
-            responder.respond(Self.accepted(count: batch.count, first: seqs.first, last: seqs.last))
+            let accepted = batch
+            batch = EventBatch()
+            localHub.publish([accepted]) { [unowned self] outcomes in self.respond(responder, outcomes[0]) }
             return
         }
         nextToken &+= 1
@@ -72,31 +78,35 @@ final class PublishFrontend {
         let me = LoopBound(self, on: loop)
         let home = loop.handle
         hubHandle.execute { hubLoop in
-            let broadcaster = hub.value(on: hubLoop)
-            var results: [(token: Int, count: Int, first: UInt64, last: UInt64)] = []
-            results.reserveCapacity(items.count)
-            for item in items {
-                let seqs = broadcaster.publish(item.batch)
-                results.append((item.token, item.batch.count, seqs.first, seqs.last))
+            hub.value(on: hubLoop).publish(items.map(\.batch)) { outcomes in
+                let answers = zip(items, outcomes).map { (token: $0.token, outcome: $1) }
+                home.execute { loop in me.value(on: loop).answer(answers) }
             }
-            let answers = results
-            home.execute { loop in me.value(on: loop).answer(answers) }
         }
     }
 
-    private func answer(_ results: [(token: Int, count: Int, first: UInt64, last: UInt64)]) {
+    private func answer(_ results: [(token: Int, outcome: PublishOutcome)]) {
         for result in results {
-            waiting.removeValue(forKey: result.token)?
-                .respond(Self.accepted(count: result.count, first: result.first, last: result.last))
+            if let responder = waiting.removeValue(forKey: result.token) { respond(responder, result.outcome) }
         }
     }
 
-    static func accepted(count: Int, first: UInt64, last: UInt64) -> HTTPResponse {
-        .json("{\"accepted\":\(count),\"first_seq\":\(first),\"last_seq\":\(last)}", status: 202)
+    private func respond(_ responder: HTTPResponder, _ outcome: PublishOutcome) {
+        switch outcome {
+        case .accepted(let first, let last):
+            responder.respond(Self.accepted(count: Int(last - first + 1), first: first, last: last, stream: stream))
+        case .failed(let message):
+            metrics.unavailable.add()
+            responder.respondError(503, message)
+        }
+    }
+
+    static func accepted(count: Int, first: UInt64, last: UInt64, stream: String) -> HTTPResponse {
+        .json("{\"accepted\":\(count),\"first_seq\":\(first),\"last_seq\":\(last),\"stream\":\"\(stream)\"}", status: 202)
     }
 
     private func health(_ responder: HTTPResponder) {
         metrics.requests.add()
-        responder.respond(json: "{\"status\":\"ok\",\"last_seq\":\(metrics.lastSeq.current),\"clients\":\(metrics.clients.current),\"replay_events\":\(metrics.ringEvents.current)}")
+        responder.respond(json: "{\"status\":\"ok\",\"stream\":\"\(stream)\",\"last_seq\":\(metrics.lastSeq.current),\"clients\":\(metrics.clients.current),\"replay_events\":\(metrics.ringEvents.current),\"log_bytes\":\(metrics.logBytes.current)}")
     }
 }

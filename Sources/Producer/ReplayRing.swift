@@ -1,3 +1,5 @@
+import EventLog
+
 /// The last `capacity` events, as their NDJSON lines, in one preallocated byte arena:
 /// no allocation per event, and the bytes broadcast live are the very bytes replayed.
 ///
@@ -22,11 +24,14 @@ final class ReplayRing {
     /// Absolute position where the next line goes; `% arenaSize` is the offset.
     private var head: UInt64 = 0
 
-    /// `arenaSize` bounds the bytes; no line may exceed a quarter of it.
-    init(capacity: Int, arenaSize: Int) {
+    /// `arenaSize` bounds the bytes; no line may exceed a quarter of it. The first line
+    /// appended gets seq `after + 1` (seqs continue the durable log's).
+    init(capacity: Int, arenaSize: Int, after: UInt64 = 0) {
         precondition(capacity > 0 && arenaSize >= 4096)
         self.capacity = capacity
         self.arenaSize = arenaSize
+        lastSeq = after
+        firstSeq = after + 1
         arena = .allocate(byteCount: arenaSize, alignment: 64)
         starts = .allocate(capacity: capacity)
         lengths = .allocate(capacity: capacity)
@@ -94,6 +99,17 @@ final class ReplayRing {
         head = end
         lastSeq = seq
         return seq
+    }
+
+    /// Appends one line per payload of a durable group, in seq order.
+    func append(_ entries: LogEntries) {
+        entries.bytes.withUnsafeBytes { raw in
+            var offset = 0
+            for length in entries.lengths {
+                append(rest: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)]))
+                offset += length
+            }
+        }
     }
 
     /// The longest run of consecutive lines starting at `seq` that is contiguous in the

@@ -10,10 +10,16 @@ final class FloodTests: XCTestCase {
         let binary = try productPath("producer")
         let http = freeTCPPort(), ws = freeTCPPort()
         let server = Process()
+        let dataDir = TestServers.makeTempDir("producer-log")
         server.executableURL = URL(fileURLWithPath: binary)
-        server.arguments = ["--http-port", "\(http)", "--ws-port", "\(ws)", "--host", "127.0.0.1", "--log-level", "warning"]
+        server.arguments = ["--http-port", "\(http)", "--ws-port", "\(ws)", "--host", "127.0.0.1", "--log-level", "warning",
+                            "--data-dir", dataDir]
         try server.run()
-        defer { server.terminate(); server.waitUntilExit() }
+        defer {
+            server.terminate()
+            server.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: dataDir)
+        }
         XCTAssertTrue(waitForTCP(port: http))
         let flood = Process()
         flood.executableURL = URL(fileURLWithPath: binary)

@@ -12,9 +12,18 @@ final class ProducerHarness {
     var httpPort: Int { server.httpPort }
     var wsPort: Int { server.wsPort }
     var metrics: ProducerMetrics { server.metrics }
+    var stream: String { server.stream }
+    /// The event log's directory: a fresh temporary one unless given.
+    let dataDir: String
+    private let ownsDataDir: Bool
 
-    init(replayCapacity: Int = 1 << 16, maxBodyBytes: Int = 1 << 20, threads: Int = 2, slowClientTimeoutMillis: Int = 10_000) throws {
+    init(replayCapacity: Int = 1 << 16, maxBodyBytes: Int = 1 << 20, threads: Int = 2, slowClientTimeoutMillis: Int = 10_000,
+         dataDir: String? = nil, retentionBytes: Int = 1 << 30) throws {
+        self.dataDir = dataDir ?? TestServers.makeTempDir("producer-log")
+        ownsDataDir = dataDir == nil
         var settings = ProducerSettings()
+        settings.dataDir = self.dataDir
+        settings.retentionBytes = retentionBytes
         settings.httpPort = freeTCPPort()
         settings.wsPort = freeTCPPort()
         settings.host = "127.0.0.1"
@@ -27,7 +36,10 @@ final class ProducerHarness {
         server = try ProducerServer(settings: settings, logger: logger)
     }
 
-    deinit { server.shutdown() }
+    deinit {
+        server.shutdown()
+        if ownsDataDir { try? FileManager.default.removeItem(atPath: dataDir) }
+    }
 }
 
 func freeTCPPort() -> Int { TestServers.freePort() }
@@ -40,8 +52,11 @@ final class Recorder: WebSocketClientDelegate {
     var opened = false
     let client: WebSocketClient
 
-    init(loop: EventLoop, port: Int, fromSeq: UInt64? = nil) throws {
-        let query = fromSeq.map { "?from_seq=\($0)" } ?? ""
+    init(loop: EventLoop, port: Int, fromSeq: UInt64? = nil, stream: String? = nil) throws {
+        var parameters: [String] = []
+        if let fromSeq { parameters.append("from_seq=\(fromSeq)") }
+        if let stream { parameters.append("stream=\(stream)") }
+        let query = parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&")
         client = try WebSocketClient(loop: loop, url: "ws://127.0.0.1:\(port)/\(query)")
         client.delegate = self
         client.connect()

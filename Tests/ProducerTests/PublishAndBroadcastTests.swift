@@ -24,7 +24,7 @@ final class PublishAndBroadcastTests: XCTestCase {
             subscriber.seqs.count == payloads.count + 4 && publisher.answers.count == payloads.count + 2
         })
         XCTAssertEqual(publisher.answers.map(\.status), Array(repeating: 202, count: payloads.count + 2))
-        XCTAssertEqual(publisher.answers.last?.bodyString, "{\"accepted\":3,\"first_seq\":9,\"last_seq\":11}")
+        XCTAssertEqual(publisher.answers.last?.bodyString, "{\"accepted\":3,\"first_seq\":9,\"last_seq\":11,\"stream\":\"\(producer.stream)\"}")
         XCTAssertEqual(subscriber.seqs, Array(1...UInt64(payloads.count + 4)))
         for (i, payload) in payloads.enumerated() {
             XCTAssertEqual(subscriber.lines[i], "{\"seq\":\(i + 1),\"event_id\":\"e-\(i)\",\"payload\":\(payload)}")

@@ -72,10 +72,11 @@ final class PublishErrorsTests: XCTestCase {
         _ = (pipelined + chunked).withCString { send(fd, $0, strlen($0), 0) }
         let responses = readResponses(fd, count: 5)
         XCTAssertEqual(responses.map(\.status), [202, 202, 202, 202, 202])
+        let stream = ",\"stream\":\"\(producer.stream)\"}"
         XCTAssertEqual(responses.map(\.body), [
-            "{\"accepted\":1,\"first_seq\":1,\"last_seq\":1}", "{\"accepted\":1,\"first_seq\":2,\"last_seq\":2}",
-            "{\"accepted\":1,\"first_seq\":3,\"last_seq\":3}", "{\"accepted\":1,\"first_seq\":4,\"last_seq\":4}",
-            "{\"accepted\":2,\"first_seq\":5,\"last_seq\":6}"])
+            "{\"accepted\":1,\"first_seq\":1,\"last_seq\":1" + stream, "{\"accepted\":1,\"first_seq\":2,\"last_seq\":2" + stream,
+            "{\"accepted\":1,\"first_seq\":3,\"last_seq\":3" + stream, "{\"accepted\":1,\"first_seq\":4,\"last_seq\":4" + stream,
+            "{\"accepted\":2,\"first_seq\":5,\"last_seq\":6" + stream])
     }
 
     func testTenThousandFuzzedBodiesAreAnswered202Or4xxAndTheProducerKeepsServing() throws {

@@ -35,7 +35,7 @@ final class ReplayAndResumeTests: XCTestCase {
         XCTAssertEqual(producer.metrics.replayRequests.count, 1)
     }
 
-    func testResumingFromBeyondTheRingReportsTheGapFirst() throws {
+    func testResumingOlderThanTheRingIsServedFromDisk() throws {
         let producer = try ProducerHarness(replayCapacity: 100)
         let loop = try EventLoop()
         let publisher = try Publisher(loop: loop, port: producer.httpPort)
@@ -45,12 +45,32 @@ final class ReplayAndResumeTests: XCTestCase {
         XCTAssertTrue(loop.run(timeout: .seconds(10)) { publisher.answers.count == 30 })
         let resumed = try Recorder(loop: loop, port: producer.wsPort, fromSeq: 50)
         XCTAssertTrue(loop.run(timeout: .seconds(10)) { resumed.seqs.last == 300 })
-        XCTAssertEqual(resumed.lines.first, "{\"gap\":{\"from\":51,\"to\":200}}")
-        XCTAssertEqual(resumed.seqs, Array(201...300))
+        XCTAssertEqual(resumed.seqs, Array(51...300))
+        XCTAssertEqual(resumed.lines.first, "{\"seq\":51,\"event_id\":\"g50\",\"payload\":null}")
+        XCTAssertEqual(producer.metrics.gaps.count, 0)
+        XCTAssertGreaterThanOrEqual(producer.metrics.diskReplayEvents.count, 150, "seqs 51-200 are no longer in the ring")
+    }
+
+    func testResumingOlderThanRetentionReportsTheGapFirst() throws {
+        // 1 MiB retention: 64 KiB segments, so 3 MB of events drop the oldest ones.
+        let producer = try ProducerHarness(replayCapacity: 100, retentionBytes: 1 << 20)
+        let loop = try EventLoop()
+        let publisher = try Publisher(loop: loop, port: producer.httpPort)
+        let pad = String(repeating: "r", count: 1000)
+        for i in 0..<30 {
+            publisher.post("[" + (0..<100).map { "{\"event_id\":\"r\(i * 100 + $0)\",\"payload\":\"\(pad)\"}" }.joined(separator: ",") + "]")
+            XCTAssertTrue(loop.run(timeout: .seconds(10)) { publisher.answers.count == i + 1 })
+        }
+        let resumed = try Recorder(loop: loop, port: producer.wsPort, fromSeq: 50)
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { resumed.seqs.last == 3000 })
+        let gap = try XCTUnwrap(resumed.lines.first)
+        let match = try XCTUnwrap(gap.wholeMatch(of: /\{"gap":\{"from":51,"to":(\d+)\}\}/), gap)
+        let to = try XCTUnwrap(UInt64(match.1))
+        XCTAssertGreaterThan(to, 1000)
+        XCTAssertEqual(resumed.seqs, Array((to + 1)...3000), "everything retained after the gap, once, in order")
         XCTAssertEqual(producer.metrics.gaps.count, 1)
-        XCTAssertEqual(producer.metrics.gapEvents.count, 150)
-        let metricsText = producer.metrics.registry.render()
-        XCTAssertTrue(metricsText.contains("dedup_producer_replay_gap_events_total 150"))
+        XCTAssertEqual(producer.metrics.gapEvents.count, Int(to - 50))
+        XCTAssertTrue(producer.metrics.registry.render().contains("dedup_producer_replay_gap_events_total \(to - 50)"))
     }
 
     func testALiveSubscriberGetsOnlyWhatIsPublishedAfterItConnects() throws {

@@ -18,15 +18,26 @@ final class SlowConsumerTests: XCTestCase {
         let publisher = try Publisher(loop: loop, port: producer.httpPort)
         let pad = String(repeating: "p", count: 1000)
         let batch = "[" + (0..<100).map { "{\"event_id\":\"s\($0)\",\"payload\":\"\(pad)\"}" }.joined(separator: ",") + "]"
-        // 60,000 events of ~1 KB: far more than the stalled socket's buffers hold.
+        // 60,000 events of ~1 KB: far more than the stalled socket's buffers hold. Once the
+        // producer gives up on it, the stalled client reads again, well within the close
+        // handshake's timeout, and gets the close frame behind what was queued for it.
+        var resumed = false
+        func resumeOnceClosed() {
+            guard !resumed, producer.metrics.slowClientCloses.count == 1 else { return }
+            resumed = true
+            stalled.client.socket?.connection.resumeReading()
+        }
         for round in 0..<600 {
             publisher.post(batch)
-            if round % 20 == 19 { loop.run(timeout: .seconds(5)) { publisher.answers.count == round + 1 } }
+            if round % 20 == 19 {
+                loop.run(timeout: .seconds(5)) { publisher.answers.count == round + 1 }
+                resumeOnceClosed()
+            }
         }
-        XCTAssertTrue(loop.run(timeout: .seconds(30)) { healthy.seqs.count == 60_000 })
+        XCTAssertTrue(loop.run(timeout: .seconds(30)) { resumeOnceClosed(); return healthy.seqs.count == 60_000 })
         XCTAssertEqual(healthy.seqs.last, 60_000)
         XCTAssertTrue(loop.run(timeout: .seconds(10)) { producer.metrics.slowClientCloses.count == 1 })
-        stalled.client.socket?.connection.resumeReading()
+        resumeOnceClosed()
         XCTAssertTrue(loop.run(timeout: .seconds(15)) { stalled.closeCode != nil })
         XCTAssertEqual(stalled.closeCode, .tryAgainLater)
         XCTAssertLessThan(stalled.seqs.count, 60_000)
@@ -37,11 +48,17 @@ final class SlowConsumerTests: XCTestCase {
         let binary = try productPath("producer")
         let http = freeTCPPort(), ws = freeTCPPort()
         let process = Process()
+        let dataDir = TestServers.makeTempDir("producer-log")
         process.executableURL = URL(fileURLWithPath: binary)
         process.environment = ["HTTP_PORT": "\(http)", "WS_PORT": "\(ws)", "HOST": "127.0.0.1", "REPLAY_CAPACITY": "20000",
-                               "SLOW_CLIENT_TIMEOUT_MS": "60000", "LOG_LEVEL": "warning", "THREADS": "1"]
+                               "SLOW_CLIENT_TIMEOUT_MS": "60000", "LOG_LEVEL": "warning", "THREADS": "1",
+                               "DATA_DIR": dataDir, "RETENTION_BYTES": "\(64 << 20)"]
         try process.run()
-        defer { process.terminate(); process.waitUntilExit() }
+        defer {
+            process.terminate()
+            process.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: dataDir)
+        }
         XCTAssertTrue(waitForTCP(port: http))
         let loop = try EventLoop()
         let stalled = try Recorder(loop: loop, port: ws)

@@ -234,6 +234,28 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertEqual(idle.openConnections, 0)
     }
 
+    func testPipelinedRequestsReachTheRouterTogetherAndAnswersKeepTheirOrder() throws {
+        // Request a answers after 200 ms, b after 10 ms: b is produced first (it reached
+        // the router while a was pending), yet a's answer leaves first; the error for the
+        // garbage behind them comes last.
+        var produced: [String] = []
+        server.router.get("/later") { [loop] request, responder in
+            let id = request.queryParameter("id") ?? "?"
+            loop!.schedule(in: .milliseconds(id == "a" ? 200 : 10)) {
+                produced.append(id)
+                responder.respond(.text("later-\(id);"))
+            }
+        }
+        let stream = "GET /later?id=a HTTP/1.1\r\n\r\nGET /later?id=b HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\nNOT HTTP\r\n\r\n"
+        let (client, connection) = try raw(Array(stream.utf8)) { $0.closed }
+        XCTAssertEqual(produced, ["b", "a"])
+        let text = client.text
+        let order = ["later-a;", "later-b;", "hello", "HTTP/1.1 400"].map { text.range(of: $0)?.lowerBound }
+        XCTAssertFalse(order.contains(nil), text)
+        XCTAssertEqual(order.compactMap { $0 }, order.compactMap { $0 }.sorted(), "answers out of order: \(text)")
+        connection.close()
+    }
+
     func testUpgradeHookTakesTheConnectionWithTheBytesThatFollowed() throws {
         let upgraded = HTTPUpgradedDelegate()
         var seen: HTTPRequest?
@@ -276,8 +298,8 @@ final class HTTPServerTests: XCTestCase {
     }
 
     func testPipelineFloodPausesReadingInsteadOfBuffering() throws {
-        // 20000 pipelined requests (440 KB) behind a slow one: the server parses none of
-        // them early, pauses reading past 64 KiB kept, then answers them all in order.
+        // 20000 pipelined requests (440 KB) behind a slow one: the server parses only a few
+        // of them early, pauses reading past 64 KiB kept, then answers them all in order.
         let one = "GET /hello HTTP/1.1\r\n\r\n"
         let flood = "GET /slow?ms=100 HTTP/1.1\r\n\r\n" + String(repeating: one, count: 20_000)
         let (client, connection) = try raw(Array(flood.utf8)) { $0.responseCount >= 20_001 }

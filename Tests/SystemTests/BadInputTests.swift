@@ -52,6 +52,8 @@ final class SettingsTests: XCTestCase {
             ("producer", ["--ws-port", "abc"], [:], "WS_PORT"),
             ("producer", [], ["REPLAY_CAPACITY": "-1"], "REPLAY_CAPACITY"),
             ("producer", [], ["MAX_BODY_BYTES": "lots"], "MAX_BODY_BYTES"),
+            ("producer", [], ["RETENTION_BYTES": "4096"], "RETENTION_BYTES"),
+            ("producer", ["--data-dir", "/dev/null/log"], ["HTTP_PORT": "\(TestServers.freePort())", "WS_PORT": "\(TestServers.freePort())"], "DATA_DIR"),
             ("listener", [], ["PORT": "0"], "PORT"),
             ("listener", [], ["LOCK_TTL_MS": "-5"], "LOCK_TTL_MS"),
             ("listener", [], ["REDIS_URL": "http://127.0.0.1:6379"], "REDIS_URL"),
@@ -74,7 +76,8 @@ final class SettingsTests: XCTestCase {
     func testHelpListsEverySettingWithItsDefault() throws {
         let (_, producer) = try run("producer", ["serve", "--help"], [:])
         for setting in ["--http-port", "HTTP_PORT", "3005", "--ws-port", "8080", "--host", "0.0.0.0", "--replay-capacity",
-                        "1048576", "--max-body-bytes"] {
+                        "1048576", "--max-body-bytes", "--data-dir", "DATA_DIR", "producer-data",
+                        "--retention-bytes", "RETENTION_BYTES", "1073741824"] {
             XCTAssertTrue(producer.contains(setting), "producer --help lacks \(setting)")
         }
         let (_, listener) = try run("listener", ["--help"], [:])

@@ -126,8 +126,11 @@ final class ContainerConfigTests: XCTestCase {
         var started: [Launched] = []
         defer { for process in started.reversed() { process.kill() } }
 
+        // DATA_DIR is the container's volume path; here the log goes to this test's directory.
+        var producerEnvironment = environment(producer, ports: ["HTTP_PORT": httpPort, "WS_PORT": wsPort])
+        producerEnvironment["DATA_DIR"] = dir + "/producer-data"
         let producerProcess = try Launched(binary: productPath("producer"), arguments: Array((producer.command ?? ["producer"]).dropFirst()),
-                                           environment: environment(producer, ports: ["HTTP_PORT": httpPort, "WS_PORT": wsPort]),
+                                           environment: producerEnvironment,
                                            log: dir + "/producer.log")
         started.append(producerProcess)
         XCTAssertTrue(waitUntil(20) { (try? httpGet(port: httpPort, path: "/health").status) == 200 },

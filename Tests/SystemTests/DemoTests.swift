@@ -34,7 +34,8 @@ final class DemoTests: XCTestCase {
         for run in 1...2 {
             let (status, output) = try demo([], dir: dir)
             XCTAssertEqual(status, 0, "run \(run): \(output)")
-            XCTAssertTrue(output.contains("{\"accepted\":1,\"first_seq\":1,\"last_seq\":1}"), output)
+            // Each run starts a fresh log (the demo wipes its directory): a new stream, seq 1.
+            XCTAssertTrue(output.contains("{\"accepted\":1,\"first_seq\":1,\"last_seq\":1,\"stream\":\""), output)
             let claimed = output.components(separatedBy: "claimed seq=1 event_id=test-123").count - 1
             let stored = output.components(separatedBy: "stored seq=1 event_id=test-123").count - 1
             let duplicate = output.components(separatedBy: "duplicate seq=1 event_id=test-123").count - 1

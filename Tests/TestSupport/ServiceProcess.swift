@@ -8,6 +8,11 @@ public final class ServiceProcess {
     public let process = Process()
     public let logPath: String
     public let port: Int
+    /// A producer's event log directory: the caller's DATA_DIR, or a fresh temporary one
+    /// (removed with this object) so no two producers share a log or write into the
+    /// checkout. To keep a log across a restart, pass DATA_DIR yourself.
+    public let dataDir: String?
+    private let ownsDataDir: Bool
 
     public init(name: String? = nil, binary: String, arguments: [String] = [], log: String,
                 environment: [String: String], port: Int = 0) throws {
@@ -21,11 +26,19 @@ public final class ServiceProcess {
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
+        let servesLog = self.name == "producer" && arguments.first != "flood"
+        ownsDataDir = servesLog && environment["DATA_DIR"] == nil && !arguments.contains("--data-dir")
+        if ownsDataDir { env["DATA_DIR"] = TestServers.makeTempDir("producer-log") }
+        dataDir = servesLog ? env["DATA_DIR"] : nil
         process.environment = env
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
         TestServers.track(process.processIdentifier)
+    }
+
+    deinit {
+        if ownsDataDir, !process.isRunning, let dataDir { try? FileManager.default.removeItem(atPath: dataDir) }
     }
 
     public var pid: pid_t { process.processIdentifier }

@@ -1,7 +1,8 @@
 /// The one answer owed to one request. Handlers may answer at once or later (after a
 /// database query), but always on the loop thread; from another thread use `handle`.
-/// Responses on a connection leave in request order: the server reads no further request
-/// until this one is answered. Answering twice, or after the client left, does nothing.
+/// Responses on a connection leave in request order: an answer to a later pipelined
+/// request waits for the earlier ones. Answering twice, or after the client left, does
+/// nothing.
 public final class HTTPResponder {
     private var owner: HTTPServerConnection?
     let keepAlive: Bool
@@ -13,6 +14,8 @@ public final class HTTPResponder {
 
     /// True once `respond` was called.
     public private(set) var isAnswered = false
+    /// The answer, held until every earlier request on the connection is answered.
+    var response: HTTPResponse?
 
     init(owner: HTTPServerConnection, request: HTTPRequest) {
         self.owner = owner

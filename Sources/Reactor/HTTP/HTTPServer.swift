@@ -41,6 +41,10 @@ public final class HTTPServer {
         public var idleTimeout: Duration?
         /// Input kept while a response is pending before reading pauses (pipelining flood).
         public var maxBufferedInputWhileBusy: Int
+        /// Pipelined requests of one connection handed to the router before the first is
+        /// answered: a handler that answers later (after a disk sync, a query) then sees
+        /// several at once. Answers still leave in request order.
+        public var maxPipelinedRequests: Int = 8
 
         /// Creates a configuration; the defaults suit an API server.
         public init(host: String = "0.0.0.0", port: Int = 0, reusePort: Bool = true,

@@ -1,11 +1,14 @@
 /// The HTTP/1.1 protocol on one accepted connection: parses requests in place from the
 /// connection's input, hands each to the router, writes the answers in request order.
 ///
-/// While an answer is pending (or output is backed up past the high-water mark) it parses
-/// nothing more: the unconsumed bytes stay in the connection, and reading pauses once
-/// they exceed `maxBufferedInputWhileBusy`. When the answer is written, parsing resumes
-/// from those bytes. Malformed input gets a JSON error with `Connection: close`, and the
-/// connection closes after flushing it.
+/// Up to `maxPipelinedRequests` pipelined requests are handed to the router before the
+/// first is answered (so a handler that answers late, e.g. after a disk sync, gets them
+/// together); their answers are held and written in request order. With that many
+/// pending (or output backed up past the high-water mark) it parses nothing more: the
+/// unconsumed bytes stay in the connection, and reading pauses once they exceed
+/// `maxBufferedInputWhileBusy`. When answers are written, parsing resumes from those
+/// bytes. Malformed input gets a JSON error with `Connection: close` after the answers
+/// owed before it, and the connection closes after flushing it.
 final class HTTPServerConnection: TCPConnectionDelegate {
     enum Mode {
         case serving
@@ -19,7 +22,10 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     let server: HTTPServer
     let connection: TCPConnection
     private var parser: HTTPRequestParser
-    private var inFlight: HTTPResponder?
+    /// Requests handed to the router and not yet written back, oldest first.
+    private var inFlight: [HTTPResponder] = []
+    /// Malformed input found behind requests still in flight: answered after them.
+    private var deferredFailure: (status: Int, message: String)?
     private var mode = Mode.serving
     private var continueSent = false
     /// True inside connectionDidRead, whose loop picks up the next request itself.
@@ -32,14 +38,15 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     }
 
     func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeMutableRawBufferPointer) -> Int {
-        guard mode == .serving else { return bytes.count }
+        guard mode == .serving, deferredFailure == nil else { return bytes.count }
         reading = true
         defer { reading = false }
         var offset = 0
-        while mode == .serving, inFlight == nil, connection.isWritable, offset < bytes.count {
+        while canParse, offset < bytes.count {
             switch parser.parse(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
             case .needMore:
-                if parser.expectsContinue && !continueSent {
+                // An interim answer must not overtake the final answers owed before it.
+                if parser.expectsContinue && !continueSent && inFlight.isEmpty {
                     // curl and others wait (about a second) for this before sending the body.
                     continueSent = true
                     connection.outbound.write("HTTP/1.1 100 Continue\r\n\r\n" as StaticString)
@@ -53,7 +60,11 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                 // The new delegate gets the bytes after the upgrade request from the connection.
                 if mode == .upgraded { return offset }
             case .error(let status, let message):
-                fail(status, message)
+                if inFlight.isEmpty {
+                    fail(status, message)
+                } else {
+                    deferredFailure = (status, message)
+                }
                 return bytes.count
             }
         }
@@ -71,8 +82,8 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     func connectionDidClose(_ connection: TCPConnection, error: SocketError?) {
         let wasCounted = mode != .upgraded
         mode = .closed
-        inFlight?.connectionClosed()
-        inFlight = nil
+        for responder in inFlight { responder.connectionClosed() }
+        inFlight.removeAll()
         if wasCounted { server.connectionDidClose() }
     }
 
@@ -88,22 +99,40 @@ final class HTTPServerConnection: TCPConnectionDelegate {
             mode = .serving
         }
         let responder = HTTPResponder(owner: self, request: request)
-        inFlight = responder
+        inFlight.append(responder)
         server.router.handle(request, responder)
     }
 
-    /// The answer to the request in flight: write it, then go on with the next request.
+    /// True when another request may be parsed and dispatched now. An upgrade request
+    /// hands the connection over, so with an upgrade hook requests go one at a time.
+    private var canParse: Bool {
+        mode == .serving && deferredFailure == nil && connection.isWritable
+            && inFlight.count < (server.onUpgrade == nil ? server.configuration.maxPipelinedRequests : 1)
+    }
+
+    /// An answer: written at once if its request is the oldest in flight, else held until
+    /// the earlier ones are answered. Then parsing goes on.
     func complete(_ responder: HTTPResponder, _ response: HTTPResponse) {
-        guard inFlight === responder else { return }
-        inFlight = nil
-        guard mode == .serving, connection.isOpen else { return }
-        let keepAlive = responder.keepAlive && !response.closeConnection
-        response.write(to: connection.outbound, keepAlive: keepAlive, version: responder.version,
-                       includeBody: !responder.isHead)
-        connection.didWriteToOutbound()
-        if !keepAlive {
-            mode = .closing
-            connection.close()
+        guard inFlight.contains(where: { $0 === responder }) else { return }
+        responder.response = response
+        while let oldest = inFlight.first, let answer = oldest.response {
+            inFlight.removeFirst()
+            guard mode == .serving, connection.isOpen else { continue }
+            let keepAlive = oldest.keepAlive && !answer.closeConnection
+            answer.write(to: connection.outbound, keepAlive: keepAlive, version: oldest.version,
+                         includeBody: !oldest.isHead)
+            connection.didWriteToOutbound()
+            if !keepAlive {
+                mode = .closing
+                for later in inFlight { later.connectionClosed() }
+                inFlight.removeAll()
+                connection.close()
+                return
+            }
+        }
+        if inFlight.isEmpty, let failure = deferredFailure, mode == .serving {
+            deferredFailure = nil
+            fail(failure.status, failure.message)
             return
         }
         if !reading { resumeInput() }
@@ -111,7 +140,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
 
     /// Parses what arrived while we were busy, reading again if we had paused.
     private func resumeInput() {
-        guard mode == .serving, inFlight == nil, connection.isWritable else { return }
+        guard canParse else { return }
         if connection.isReadingPaused {
             connection.resumeReading()
         } else {

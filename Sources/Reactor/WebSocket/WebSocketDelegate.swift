@@ -43,6 +43,9 @@ public struct WebSocketConfiguration: Sendable {
     /// The TCP idle timeout once open (replacing the HTTP server's); nil: none, since a
     /// quiet broadcast listener is not idle. Use `pingInterval` to keep NATs awake instead.
     public var idleTimeout: Duration?
+    /// Extra headers a server sends in its `101 Switching Protocols` answer (names and
+    /// values must be valid header text: no CR or LF).
+    public var responseHeaders: [(name: String, value: String)] = []
 
     /// Creates a configuration; the defaults suit the producer's broadcast.
     public init(maxMessageSize: Int = 16 << 20, pingInterval: Duration? = nil,

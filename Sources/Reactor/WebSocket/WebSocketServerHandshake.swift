@@ -60,6 +60,12 @@ public enum WebSocketServerHandshake {
             let out = connection.outbound
             out.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " as StaticString)
             out.write(accept)
+            for header in configuration.responseHeaders {
+                out.write("\r\n" as StaticString)
+                out.write(header.name)
+                out.write(": " as StaticString)
+                out.write(header.value)
+            }
             out.write("\r\n\r\n" as StaticString)
             connection.didWriteToOutbound()
             let socket = WebSocketConnection(connection: connection, role: .server, requestTarget: request.target,
