@@ -55,7 +55,7 @@ final class NothingStuckTests: XCTestCase {
     /// MAX_IN_FLIGHT_BYTES + 64 MiB, and all of them are stored once it is back.
     func testMemoryIsBoundedByBytesInFlight() throws {
         let system = try SystemHarness()
-        try system.startProducer(["MAX_BODY_BYTES": "1048576", "REPLAY_CAPACITY": "6000000"])
+        try system.startProducer(["MAX_BODY_BYTES": "1048576", "REPLAY_CAPACITY": "4096"])
         let limit = 32 << 20
         let listener = try system.startListener("bounded", ["MAX_IN_FLIGHT_BYTES": "\(limit)"])
         system.postgres.stop()
@@ -124,5 +124,36 @@ final class NothingStuckTests: XCTestCase {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return 0 }
         return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) << 10
+    }
+}
+
+/// Resume per stream: a listener resumes its producer's stream where it left it, and
+/// notices when the producer's log was replaced.
+final class StreamResumeTests: XCTestCase {
+    func testAListenerNoticesAReplacedLogAndStoresTheNewStreamFromItsStart() throws {
+        let system = try SystemHarness()
+        let firstLog = TestServers.makeTempDir("first-log")
+        try system.startProducer(["DATA_DIR": firstLog])
+        try system.startListener("follower")
+        let first = try system.flood(count: 1_000, prefix: "rl-a-", seed: 51)
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "rl-a-")) == first["distinct"] as? Int })
+        XCTAssertTrue(waitUntil(10) { system.metric("follower", "dedup_stream_watermark_seq") == 1_000 })
+        // The same log again: seqs continue, nothing is replayed, nothing replaced.
+        system.producer!.kill()
+        try system.startProducer(["DATA_DIR": firstLog])
+        let second = try system.flood(count: 500, prefix: "rl-b-", seed: 52)
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "rl-b-")) == second["distinct"] as? Int })
+        XCTAssertEqual(system.metric("follower", "dedup_stream_replaced_total"), 0)
+        XCTAssertEqual(system.metric("follower", "dedup_events_received_total"), 1_500)
+        // A new log: a new stream whose seqs start at 1 again, below the watermark.
+        system.producer!.kill()
+        try system.startProducer(["DATA_DIR": TestServers.makeTempDir("second-log")])
+        let third = try system.flood(count: 700, prefix: "rl-c-", seed: 53)
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "rl-c-")) == third["distinct"] as? Int },
+                      "rows: \(String(describing: try? system.rowCount(prefix: "rl-c-"))): \(system.listeners["follower"]!.logTail())")
+        XCTAssertEqual(system.metric("follower", "dedup_stream_replaced_total"), 1)
+        XCTAssertTrue(waitUntil(10) { system.metric("follower", "dedup_stream_watermark_seq") == 700 })
+        let streams = try system.postgres.psql("SELECT count(DISTINCT stream) FROM listener_watermarks WHERE instance_id = 'follower'")
+        XCTAssertEqual(streams, "2")
     }
 }
