@@ -7,7 +7,7 @@ package enum EventsTable {
     package static func createSQL(table: String = "events") -> String {
         """
         CREATE TABLE IF NOT EXISTS \(PostgresIdentifier.quoted(table)) (
-          event_id     TEXT PRIMARY KEY,
+          event_id     TEXT COLLATE "C" PRIMARY KEY,
           seq          BIGINT,
           payload      JSONB,
           processed_by TEXT NOT NULL,

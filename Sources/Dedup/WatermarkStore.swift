@@ -31,7 +31,7 @@ package final class WatermarkStore {
     /// the highest is safe), or nil when nobody ever saved one: then everything the
     /// producer retains is asked for, never "live only".
     package func load(_ done: @escaping (Resume?) -> Void) {
-        ListenerSchema.create(on: db) { [weak self] result in
+        ListenerSchema.migrate(on: db, logger: logger) { [weak self] result in
             guard let self else { return }
             if case .failure(let error) = result { return self.retryLoad(error, done) }
             self.db.query("""

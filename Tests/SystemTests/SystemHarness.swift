@@ -16,7 +16,7 @@ final class SystemHarness {
 
     /// A clean slate: no events, no offsets, no claims.
     init() throws {
-        _ = try postgres.psql("CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, seq BIGINT, payload JSONB, processed_by TEXT NOT NULL, processed_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        _ = try postgres.psql("CREATE TABLE IF NOT EXISTS events (event_id TEXT COLLATE \"C\" PRIMARY KEY, seq BIGINT, payload JSONB, processed_by TEXT NOT NULL, processed_at TIMESTAMPTZ NOT NULL DEFAULT now())")
         _ = try postgres.psql("DROP TABLE IF EXISTS listener_offsets, listener_watermarks, dead_letters; TRUNCATE events")
         _ = try redis.cli("FLUSHALL")
     }
