@@ -393,7 +393,7 @@ public final class PostgresConnection: IOHandler {
 
     func nextStatementName() -> String {
         statementCounter += 1
-        return "dedup_s\(statementCounter)"
+        return "stmt_\(statementCounter)"
     }
 
     // MARK: timeouts

@@ -55,7 +55,7 @@ enum RedisReplyObjects {
     }
 
     @inline(__always)
-    private static func claim(_ reply: UnsafeMutablePointer<redisReply>, type: Int32) {
+    private static func occupy(_ reply: UnsafeMutablePointer<redisReply>, type: Int32) {
         reply.pointee.type = type
         reply.pointee.integer = 0
         reply.pointee.len = 0
@@ -68,7 +68,7 @@ enum RedisReplyObjects {
     private static func makeReply(_ task: UnsafePointer<redisReadTask>?, type: Int32) -> UnsafeMutablePointer<redisReply>? {
         guard let task else { return nil }
         if let slot = freeSlot(task) {
-            claim(slot, type: type)
+            occupy(slot, type: type)
             return slot
         }
         guard let raw = calloc(1, MemoryLayout<redisReply>.size) else { return nil }
@@ -89,7 +89,7 @@ enum RedisReplyObjects {
         guard let task else { return nil }
         let type = task.pointee.type
         if len < inlineCapacity, let slot = freeSlot(task) {
-            claim(slot, type: type)
+            occupy(slot, type: type)
             let buffer = (UnsafeMutableRawPointer(slot) + MemoryLayout<redisReply>.stride).assumingMemoryBound(to: CChar.self)
             if len > 0, let str { buffer.update(from: str, count: len) }
             buffer[len] = 0
