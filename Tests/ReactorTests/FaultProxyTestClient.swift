@@ -1,4 +1,5 @@
 import Glibc
+import TestSupport
 import XCTest
 
 /// A blocking TCP client that speaks raw bytes, for the fault proxy tests: it tells a
@@ -20,14 +21,7 @@ final class RawTestClient {
 
     init(port: Int, file: StaticString = #filePath, line: UInt = #line) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else {
+        guard connectLoopback(fd, port: port) == 0 else {
             let code = errno
             close(fd)
             throw NSError(domain: "RawTestClient", code: Int(code), userInfo: [NSLocalizedDescriptionKey: "connect to \(port): errno \(code)"])

@@ -16,7 +16,7 @@ enum FaultProxySocket {
         var one: Int32 = 1
         // A test that restarts a proxy on the port it had must not wait out TIME_WAIT.
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = loopback(port: port)
+        var addr = loopbackAddress(port: port)
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
         guard bound == 0, Glibc.listen(fd, 128) == 0 else {
@@ -107,13 +107,6 @@ enum FaultProxySocket {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    private static func loopback(port: Int) -> sockaddr_in {
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        return addr
-    }
 }
 
 /// Why a fault proxy could not start.

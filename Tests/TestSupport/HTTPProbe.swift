@@ -31,17 +31,27 @@ public func httpPost(port: Int, path: String, body: String) throws -> (status: I
     try httpRequest(port: port, method: "POST", path: path, body: body)
 }
 
+/// 127.0.0.1:`port` as a socket address.
+public func loopbackAddress(port: Int) -> sockaddr_in {
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = UInt16(port).bigEndian
+    return addr
+}
+
+/// `connect(2)` of `fd` to 127.0.0.1:`port`; its return code.
+public func connectLoopback(_ fd: Int32, port: Int) -> Int32 {
+    var addr = loopbackAddress(port: port)
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+}
+
 /// A blocking TCP connection to 127.0.0.1 for byte-exact tests.
 public func rawConnect(port: Int, timeoutSeconds: Int = 10) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = UInt16(port).bigEndian
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard rc == 0 else {
+    guard connectLoopback(fd, port: port) == 0 else {
         let error = SocketError(errno: errno, operation: "connect to port \(port)")
         close(fd)
         throw error
