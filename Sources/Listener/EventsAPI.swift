@@ -15,13 +15,23 @@ final class EventsAPI {
         to_char(processed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
         """
 
-    init(db: PostgresConnection, metrics: ListenerMetrics, health: @escaping () -> (ok: Bool, body: String)) {
+    init(db: PostgresConnection, metrics: ListenerMetrics, token: BearerToken?, health: @escaping () -> (ok: Bool, body: String)) {
         self.db = db
         self.metrics = metrics
         self.health = health
-        router.get("/api/events") { [unowned self] request, responder in self.list(request, responder) }
-        router.get("/api/dead-letters") { [unowned self] request, responder in self.deadLetters(request, responder) }
-        router.addPrefix("GET", "/api/events/") { [unowned self] request, responder in self.one(request, responder) }
+        /// `/api/*` behind the token when one is set; probes stay open.
+        func guarded(_ handler: @escaping (HTTPRequest, HTTPResponder) -> Void) -> (HTTPRequest, HTTPResponder) -> Void {
+            guard let token else { return handler }
+            return { request, responder in
+                guard token.admits(authorization: request.headers["Authorization"]) else {
+                    return responder.respondError(401, "missing or wrong bearer token: /api needs Authorization: Bearer <API_TOKEN>")
+                }
+                handler(request, responder)
+            }
+        }
+        router.get("/api/events", guarded { [unowned self] request, responder in self.list(request, responder) })
+        router.get("/api/dead-letters", guarded { [unowned self] request, responder in self.deadLetters(request, responder) })
+        router.addPrefix("GET", "/api/events/", guarded { [unowned self] request, responder in self.one(request, responder) })
         router.get("/health") { [unowned self] _, responder in
             let (ok, body) = self.health()
             responder.respond(json: body, status: ok ? 200 : 503)

@@ -34,10 +34,10 @@ final class ListenerRuntime {
                                             processDelayMillis: settings.processDelayMillis)
         engineSettings.maxInFlightBytes = settings.maxInFlightBytes
         engine = DedupEngine(loop: loop, settings: engineSettings, redis: redis, db: db, metrics: metrics, logger: logger)
-        link = ProducerLink(loop: loop, url: settings.producerURL, engine: engine, logger: logger)
+        link = ProducerLink(loop: loop, url: settings.producerURL, token: settings.producerToken, engine: engine, logger: logger)
         watermarks = WatermarkStore(db: db, instance: settings.instanceID, logger: logger)
         var health: (() -> (ok: Bool, body: String))?
-        api = EventsAPI(db: db, metrics: metrics) { health!() }
+        api = EventsAPI(db: db, metrics: metrics, token: settings.apiToken) { health!() }
         let engine = self.engine, metrics = self.metrics
         link.onStreamReplaced = { old, new in
             logger.warning("the producer now serves stream \(new), not \(old) (its log was replaced): events of \(old) after seq \(engine.tracker.watermark) that were not received can no longer be delivered; starting from the beginning of \(new)")

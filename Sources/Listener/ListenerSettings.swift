@@ -17,6 +17,10 @@ struct ListenerSettings {
     var processDelayMillis = 0
     var maxInFlightBytes = 268_435_456
     var shutdownTimeoutMillis = 10_000
+    /// Sent as `Authorization: Bearer` to the producer.
+    var producerToken: BearerToken?
+    /// When set, `/api/*` needs `Authorization: Bearer <token>`.
+    var apiToken: BearerToken?
     var logLevel = Logger.Level.info
     var host = "0.0.0.0"
 
@@ -53,6 +57,10 @@ struct ListenerOptions: ParsableCommand {
     var maxInFlightBytes: String?
     @Option(name: .customLong("shutdown-timeout-ms"), help: "After SIGTERM, how long to finish in-flight events before releasing the rest [env SHUTDOWN_TIMEOUT_MS] (default: 10000)")
     var shutdownTimeoutMs: String?
+    @Option(name: .customLong("producer-token"), help: "Sent as Authorization: Bearer to the producer [env PRODUCER_TOKEN] (default: unset)")
+    var producerToken: String?
+    @Option(name: .customLong("api-token"), help: "When set, /api/* needs Authorization: Bearer <token> [env API_TOKEN] (default: unset, open)")
+    var apiToken: String?
     @Option(name: .customLong("log-level"), help: "debug, info, warning, error [env LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -71,11 +79,11 @@ struct ListenerOptions: ParsableCommand {
         }
         s.redisURL = Settings.string(redisURL, env: "REDIS_URL", default: s.redisURL)
         do { _ = try RedisURL(parsing: s.redisURL) } catch {
-            throw SettingError("REDIS_URL", "'\(s.redisURL)': \(error)")
+            throw SettingError("REDIS_URL", "'\(RedactedURL.text(s.redisURL))': \(error)")
         }
         s.databaseURL = Settings.string(databaseURL, env: "DATABASE_URL", default: s.databaseURL)
         if let error = PostgresConnection.validate(url: s.databaseURL) {
-            throw SettingError("DATABASE_URL", "'\(s.databaseURL)': \(error)")
+            throw SettingError("DATABASE_URL", "'\(RedactedURL.text(s.databaseURL))': \(RedactedURL.text("\(error)"))")
         }
         s.lockTTLMillis = try Settings.milliseconds(lockTTLMs, env: "LOCK_TTL_MS", default: s.lockTTLMillis, range: 100...86_400_000)
         s.dedupWindowMillis = try Settings.milliseconds(dedupWindowMs, env: "DEDUP_WINDOW_MS", default: s.dedupWindowMillis,
@@ -89,6 +97,8 @@ struct ListenerOptions: ParsableCommand {
                                                   range: (1 << 20)...(1 << 40))
         s.shutdownTimeoutMillis = try Settings.milliseconds(shutdownTimeoutMs, env: "SHUTDOWN_TIMEOUT_MS", default: s.shutdownTimeoutMillis,
                                                             range: 0...3_600_000)
+        s.producerToken = BearerToken(Settings.raw(producerToken, env: "PRODUCER_TOKEN"))
+        s.apiToken = BearerToken(Settings.raw(apiToken, env: "API_TOKEN"))
         s.logLevel = try LogSetup.level(Settings.string(logLevel, env: "LOG_LEVEL", default: "info"))
         return s
     }
@@ -97,6 +107,9 @@ struct ListenerOptions: ParsableCommand {
         let settings = try resolve()
         let logger = LogSetup.bootstrap(label: "listener", instance: settings.instanceID, level: settings.logLevel)
         let service = try ListenerService(settings: settings, logger: logger)
+        if settings.apiToken == nil {
+            logger.warning("API_TOKEN is not set: anyone who reaches port \(settings.port) can read the stored events through /api")
+        }
         logger.info("listener \(settings.instanceID) starting: API \(settings.host):\(service.httpPort), producer \(settings.producerURL), lock TTL \(settings.lockTTLMillis) ms, dedup window \(settings.dedupWindowMillis) ms")
         Signals.waitForTermination()
         logger.info("stopping: finishing in-flight events")

@@ -1,6 +1,7 @@
 import Logging
 import Dedup
 import Reactor
+import ServiceKit
 
 /// The WebSocket link to the producer: reconnects with backoff and resumes from the
 /// engine's watermark (`?from_seq=N&stream=S`), notices when the producer serves another
@@ -24,12 +25,13 @@ final class ProducerLink: WebSocketClientDelegate {
     private(set) var isUp = false
     private(set) var lastError: String?
 
-    init(loop: EventLoop, url: WebSocketURL, engine: DedupEngine, logger: Logger) {
+    init(loop: EventLoop, url: WebSocketURL, token: BearerToken?, engine: DedupEngine, logger: Logger) {
         baseURL = url
         self.engine = engine
         self.logger = logger
         var configuration = WebSocketConfiguration(maxMessageSize: 64 << 20)
         configuration.pingInterval = .seconds(15)
+        if let token { configuration.requestHeaders = [("Authorization", token.authorizationHeader)] }
         self.configuration = configuration
         self.loop = loop
         engine.onFlowChange = { [weak self] open in self?.setReading(open) }

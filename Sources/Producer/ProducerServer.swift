@@ -45,6 +45,12 @@ final class ProducerServer: Sendable {
                                        metrics: metrics, logger: logger)
                 var wsConfig = WebSocketConfiguration()
                 wsConfig.responseHeaders = [("Dedup-Stream", log.streamID)]
+                if let token = settings.authToken {
+                    wsConfig.refusal = { request in
+                        token.admits(authorization: request.headers["Authorization"])
+                            ? nil : (401, "missing or wrong bearer token: subscribing needs Authorization: Bearer <AUTH_TOKEN>")
+                    }
+                }
                 let ws = try WebSocketServer(loop: loop, host: settings.host, port: settings.wsPort, reusePort: false,
                                              configuration: wsConfig) { socket in
                     hub.subscribe(socket, fromSeq: Self.fromSeq(socket.request?.queryParameter("from_seq")),
@@ -58,7 +64,7 @@ final class ProducerServer: Sendable {
             }
             let (hub, hubHandle, stream) = hubBox.withLock { $0! }
             let frontend = PublishFrontend(loop: loop, hub: hub, hubHandle: hubHandle, localHub: localHub,
-                                           stream: stream, metrics: metrics)
+                                           stream: stream, authToken: settings.authToken, metrics: metrics)
             var config = HTTPServer.Configuration(host: settings.host, port: settings.httpPort,
                                                   reusePort: settings.threads > 1)
             config.limits.maxBodyBytes = settings.maxBodyBytes

@@ -15,6 +15,8 @@ struct ProducerSettings {
     var logLevel = Logger.Level.info
     var dataDir = "producer-data"
     var retentionBytes = 1_073_741_824
+    /// When set, publishing and subscribing need `Authorization: Bearer <token>`.
+    var authToken: BearerToken?
 
     /// Bytes of replay arena: room for `replayCapacity` typical lines, and always for
     /// several of the largest event a body can carry.
@@ -47,6 +49,8 @@ struct ServeOptions: ParsableArguments {
     var dataDir: String?
     @Option(name: .customLong("retention-bytes"), help: "Log bytes kept on disk for listeners that resume; oldest segments go first [env RETENTION_BYTES] (default: 1073741824)")
     var retentionBytes: String?
+    @Option(name: .customLong("auth-token"), help: "When set, publishing and subscribing need Authorization: Bearer <token> [env AUTH_TOKEN] (default: unset, open)")
+    var authToken: String?
     @Option(name: .customLong("log-level"), help: "debug, info, warning, error [env LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -65,6 +69,7 @@ struct ServeOptions: ParsableArguments {
         s.dataDir = Settings.string(dataDir, env: "DATA_DIR", default: s.dataDir)
         s.retentionBytes = try Settings.integer(retentionBytes, env: "RETENTION_BYTES", default: s.retentionBytes,
                                                 range: (1 << 20)...(1 << 50), unit: " bytes")
+        s.authToken = BearerToken(Settings.raw(authToken, env: "AUTH_TOKEN"))
         s.logLevel = try LogSetup.level(Settings.string(logLevel, env: "LOG_LEVEL", default: "info"))
         if s.httpPort == s.wsPort { throw SettingError("WS_PORT", "must differ from HTTP_PORT (\(s.httpPort))") }
         return s

@@ -22,10 +22,12 @@ final class PublishFrontend {
     private var nextToken = 0
     /// The log's stream id, in every 202 and `/health`.
     let stream: String
+    private let authToken: BearerToken?
 
     init(loop: EventLoop, hub: LoopBound<BroadcastHub>, hubHandle: EventLoopHandle, localHub: BroadcastHub?,
-         stream: String, metrics: ProducerMetrics) {
+         stream: String, authToken: BearerToken?, metrics: ProducerMetrics) {
         self.loop = loop
+        self.authToken = authToken
         self.stream = stream
         self.hub = hub
         self.hubHandle = hubHandle
@@ -44,6 +46,11 @@ final class PublishFrontend {
 
     private func publish(_ request: HTTPRequest, _ responder: HTTPResponder) {
         metrics.requests.add()
+        if let authToken, !authToken.admits(authorization: request.headers["Authorization"]) {
+            metrics.rejected.add()
+            responder.respondError(401, "missing or wrong bearer token: publishing needs Authorization: Bearer <AUTH_TOKEN>")
+            return
+        }
         let failure = request.body.withUnsafeBytes { body -> PublishError? in
             do {
                 try PublishDecoder.decode(body, into: &batch)

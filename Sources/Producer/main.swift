@@ -21,6 +21,9 @@ struct Serve: ParsableCommand {
         let settings = try options.resolve()
         let logger = LogSetup.bootstrap(label: "producer", instance: "producer", level: settings.logLevel)
         let server = try ProducerServer(settings: settings, logger: logger)
+        if settings.authToken == nil {
+            logger.warning("AUTH_TOKEN is not set: anyone who reaches ports \(settings.httpPort) and \(settings.wsPort) can publish and subscribe")
+        }
         logger.info("producer listening: HTTP \(settings.host):\(server.httpPort), WebSocket \(settings.host):\(server.wsPort), \(settings.threads) loop(s), replay ring \(settings.replayCapacity) events / \(settings.replayArenaBytes >> 20) MiB")
         Signals.waitForTermination()
         logger.info("producer stopping")

@@ -4,11 +4,12 @@ import Reactor
 
 /// Blocking HTTP/1.1 for tests: one request per connection, the answer parsed by the
 /// reactor's own response parser.
-public func httpRequest(port: Int, method: String, path: String, body: String? = nil,
+public func httpRequest(port: Int, method: String, path: String, body: String? = nil, headers: [(String, String)] = [],
                         timeoutSeconds: Int = 10) throws -> (status: Int, body: String) {
     let fd = try rawConnect(port: port, timeoutSeconds: timeoutSeconds)
     defer { close(fd) }
     var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    for (name, value) in headers { request += "\(name): \(value)\r\n" }
     if let body { request += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)" } else { request += "\r\n" }
     let bytes = Array(request.utf8)
     var sent = 0

@@ -35,7 +35,9 @@ final class WebSocketClientHandshake: TCPConnectionDelegate {
 
     func connectionDidConnect(_ connection: TCPConnection) {
         connected = true
-        connection.write("GET \(url.requestTarget) HTTP/1.1\r\nHost: \(url.hostHeader)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        var head = "GET \(url.requestTarget) HTTP/1.1\r\nHost: \(url.hostHeader)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n"
+        for header in client?.configuration.requestHeaders ?? [] { head += "\(header.name): \(header.value)\r\n" }
+        connection.write(head + "\r\n")
     }
 
     func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeMutableRawBufferPointer) -> Int {

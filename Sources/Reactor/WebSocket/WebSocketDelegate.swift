@@ -46,6 +46,12 @@ public struct WebSocketConfiguration: Sendable {
     /// Extra headers a server sends in its `101 Switching Protocols` answer (names and
     /// values must be valid header text: no CR or LF).
     public var responseHeaders: [(name: String, value: String)] = []
+    /// Extra headers a client sends in its upgrade request (e.g. `Authorization`).
+    public var requestHeaders: [(name: String, value: String)] = []
+    /// A server's check of an upgrade request before it accepts: nil accepts; otherwise
+    /// the handshake is answered with that status and message (a JSON error body) and
+    /// the connection closed, e.g. 401 for a missing token.
+    public var refusal: (@Sendable (HTTPRequest) -> (status: Int, message: String)?)?
 
     /// Creates a configuration; the defaults suit the producer's broadcast.
     public init(maxMessageSize: Int = 16 << 20, pingInterval: Duration? = nil,

@@ -50,6 +50,10 @@ final class WebSocketUpgradeReader: TCPConnectionDelegate {
             WebSocketServerHandshake.refuse(connection: connection, status: status, message: message)
             return bytes.count
         case .request(let request, let consumed):
+            if let refusal = configuration.refusal?(request) {
+                WebSocketServerHandshake.refuse(connection: connection, status: refusal.status, message: refusal.message)
+                return bytes.count
+            }
             connection.idleTimeout = nil
             if let socket = WebSocketServerHandshake.accept(request: request, connection: connection,
                                                             configuration: configuration) {
