@@ -34,7 +34,8 @@ final class ListenerRuntime {
                                             processDelayMillis: settings.processDelayMillis)
         engineSettings.maxInFlightBytes = settings.maxInFlightBytes
         engine = DedupEngine(loop: loop, settings: engineSettings, redis: redis, db: db, metrics: metrics, logger: logger)
-        link = ProducerLink(loop: loop, url: settings.producerURL, token: settings.producerToken, engine: engine, logger: logger)
+        link = ProducerLink(loop: loop, url: settings.producerURL, token: settings.producerToken,
+                            silenceTimeout: .milliseconds(settings.producerSilenceTimeoutMillis), engine: engine, logger: logger)
         watermarks = WatermarkStore(db: db, instance: settings.instanceID, logger: logger)
         var health: (() -> (ok: Bool, body: String))?
         api = EventsAPI(db: db, metrics: metrics, token: settings.apiToken) { health!() }

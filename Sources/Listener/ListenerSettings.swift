@@ -19,6 +19,7 @@ struct ListenerSettings {
     var shutdownTimeoutMillis = 10_000
     /// Sent as `Authorization: Bearer` to the producer.
     var producerToken: BearerToken?
+    var producerSilenceTimeoutMillis = 30_000
     /// When set, `/api/*` needs `Authorization: Bearer <token>`.
     var apiToken: BearerToken?
     var logLevel = Logger.Level.info
@@ -59,6 +60,8 @@ struct ListenerOptions: ParsableCommand {
     var shutdownTimeoutMs: String?
     @Option(name: .customLong("producer-token"), help: "Sent as Authorization: Bearer to the producer [env PRODUCER_TOKEN] (default: unset)")
     var producerToken: String?
+    @Option(name: .customLong("producer-silence-timeout-ms"), help: "With no frame or pong from the producer this long, the link is dropped and resumed [env PRODUCER_SILENCE_TIMEOUT_MS] (default: 30000)")
+    var producerSilenceTimeoutMs: String?
     @Option(name: .customLong("api-token"), help: "When set, /api/* needs Authorization: Bearer <token> [env API_TOKEN] (default: unset, open)")
     var apiToken: String?
     @Option(name: .customLong("log-level"), help: "debug, info, warning, error [env LOG_LEVEL] (default: info)")
@@ -97,6 +100,8 @@ struct ListenerOptions: ParsableCommand {
                                                   range: (1 << 20)...(1 << 40))
         s.shutdownTimeoutMillis = try Settings.milliseconds(shutdownTimeoutMs, env: "SHUTDOWN_TIMEOUT_MS", default: s.shutdownTimeoutMillis,
                                                             range: 0...3_600_000)
+        s.producerSilenceTimeoutMillis = try Settings.milliseconds(producerSilenceTimeoutMs, env: "PRODUCER_SILENCE_TIMEOUT_MS",
+                                                                   default: s.producerSilenceTimeoutMillis, range: 300...3_600_000)
         s.producerToken = BearerToken(Settings.raw(producerToken, env: "PRODUCER_TOKEN"))
         s.apiToken = BearerToken(Settings.raw(apiToken, env: "API_TOKEN"))
         s.logLevel = try LogSetup.level(Settings.string(logLevel, env: "LOG_LEVEL", default: "info"))

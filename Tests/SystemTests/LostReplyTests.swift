@@ -54,3 +54,28 @@ final class LostReplyTests: XCTestCase {
         }
     }
 }
+
+/// A half-open producer link (traffic silently dropped, no FIN, no RST) is noticed by its
+/// silence, reported by /health, and resumed without loss once the path heals.
+final class ProducerLivenessTests: XCTestCase {
+    func testABlackHoledProducerLinkIsNoticedAndResumedWithoutLoss() throws {
+        let system = try SystemHarness()
+        try system.startProducer()
+        let proxy = try FaultProxy(upstreamPort: system.wsPort)
+        defer { proxy.stop() }
+        let listener = try system.startListener("quiet", ["PRODUCER_URL": "ws://\(proxy.address)/",
+                                                          "PRODUCER_SILENCE_TIMEOUT_MS": "1500"])
+        try system.flood(count: 500, prefix: "bh-a-", seed: 61)
+        XCTAssertTrue(waitUntil(20) { (try? system.rowCount(prefix: "bh-a-")) == 500 })
+        proxy.blackhole(true)
+        try system.flood(count: 500, prefix: "bh-b-", seed: 62)
+        XCTAssertTrue(waitUntil(10) {
+            guard let (status, body) = try? httpGet(port: listener.port, path: "/health") else { return false }
+            return status == 503 && body.contains("nothing heard from the producer")
+        }, listener.logTail())
+        proxy.blackhole(false)
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "bh-")) == 1_000 },
+                      "rows: \(String(describing: try? system.rowCount(prefix: "bh-"))): \(listener.logTail())")
+        XCTAssertTrue(waitUntil(20) { (try? httpGet(port: listener.port, path: "/health").status) == 200 })
+    }
+}
