@@ -67,6 +67,10 @@ package enum ListenerSchema {
             END $$
             """,
         ]),
+        // /api/events pages by seq, newest first: an index instead of sorting the table.
+        Migration(version: 4, description: "an index on events.seq", statements: [
+            "CREATE INDEX IF NOT EXISTS events_seq ON events (seq)",
+        ]),
     ]
 
     /// The version this code brings a database to.

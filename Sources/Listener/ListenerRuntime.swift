@@ -12,6 +12,7 @@ final class ListenerRuntime {
     let settings: ListenerSettings
     let redis: RedisClient
     let db: PostgresConnection
+    let readDB: PostgresConnection
     let metrics: ListenerMetrics
     let engine: DedupEngine
     let link: ProducerLink
@@ -27,6 +28,9 @@ final class ListenerRuntime {
         metrics = ListenerMetrics(instance: settings.instanceID)
         redis = try RedisClient(loop: loop, url: settings.redisURL)
         db = try PostgresConnection(loop: loop, url: settings.databaseURL)
+        // Reads get a session of their own: a burst of API reads never queues behind, or
+        // in front of, the pipelined inserts.
+        readDB = try PostgresConnection(loop: loop, url: settings.databaseURL)
         var run: [UInt8] = []
         for _ in 0..<4 { run.append(contentsOf: String(UInt64.random(in: 0...UInt64.max), radix: 36).utf8.prefix(4)) }
         var engineSettings = EngineSettings(instance: settings.instanceID, run: String(decoding: run, as: UTF8.self),
@@ -38,7 +42,7 @@ final class ListenerRuntime {
                             silenceTimeout: .milliseconds(settings.producerSilenceTimeoutMillis), engine: engine, logger: logger)
         watermarks = WatermarkStore(db: db, instance: settings.instanceID, logger: logger)
         var health: (() -> (ok: Bool, body: String))?
-        api = EventsAPI(db: db, metrics: metrics, token: settings.apiToken) { health!() }
+        api = EventsAPI(db: readDB, metrics: metrics, token: settings.apiToken) { health!() }
         let engine = self.engine, metrics = self.metrics
         link.onStreamReplaced = { old, new in
             logger.warning("the producer now serves stream \(new), not \(old) (its log was replaced): events of \(old) after seq \(engine.tracker.watermark) that were not received can no longer be delivered; starting from the beginning of \(new)")

@@ -24,8 +24,8 @@ final class SchemaMigrationTests: XCTestCase {
             """), "C")
         XCTAssertEqual(try system.postgres.psql("SELECT to_regclass('listener_offsets') IS NULL"), "t")
         XCTAssertEqual(try system.postgres.psql("SELECT seq FROM listener_watermarks WHERE instance_id = 'mg'"), "0")
-        XCTAssertEqual(try system.postgres.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM dedup_schema"), "1,2,3")
-        XCTAssertTrue(listener.logText.contains("schema: applied migration 3 of 3"), listener.logTail())
+        XCTAssertEqual(try system.postgres.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM dedup_schema"), "1,2,3,4")
+        XCTAssertTrue(listener.logText.contains("schema: applied migration 3 of 4"), listener.logTail())
         try system.publish("{\"event_id\":\"mg-new\"}")
         XCTAssertTrue(waitUntil(10) { (try? system.rowCount(prefix: "mg-")) == 2 })
     }
