@@ -43,7 +43,9 @@ final class ProducerServer: Sendable {
                                        arenaBytes: settings.replayArenaBytes,
                                        slowClientTimeoutMillis: settings.slowClientTimeoutMillis,
                                        metrics: metrics, logger: logger)
-                var wsConfig = WebSocketConfiguration()
+                // Subscribers have nothing to say: a message longer than a control frame's
+                // payload closes the connection (1009) before anything is buffered.
+                var wsConfig = WebSocketConfiguration(maxMessageSize: 125)
                 wsConfig.responseHeaders = [("Dedup-Stream", log.streamID)]
                 if let token = settings.authToken {
                     wsConfig.refusal = { request in

@@ -33,6 +33,21 @@ final class PublishAndBroadcastTests: XCTestCase {
         XCTAssertEqual(subscriber.lines.last, "{\"seq\":11,\"event_id\":\"b3\",\"payload\":null}")
     }
 
+    func testASubscriberMessageLongerThanAControlFrameClosesItsConnection() throws {
+        let producer = try ProducerHarness()
+        let loop = try EventLoop()
+        let chatty = try Recorder(loop: loop, port: producer.wsPort)
+        let quiet = try Recorder(loop: loop, port: producer.wsPort)
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { chatty.opened && quiet.opened })
+        _ = chatty.client.socket?.send(text: String(repeating: "x", count: 126))
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { chatty.closeCode != nil })
+        XCTAssertEqual(chatty.closeCode?.rawValue, 1009)
+        let publisher = try Publisher(loop: loop, port: producer.httpPort)
+        publisher.post("{\"event_id\":\"after-chatty\"}")
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { quiet.lines.count == 1 })
+        XCTAssertNil(quiet.closeCode)
+    }
+
     func testManyEventsPublishedInOneTurnShareFrames() throws {
         let producer = try ProducerHarness()
         let loop = try EventLoop()
