@@ -31,6 +31,8 @@ struct FloodCommand: ParsableCommand {
     var idPrefix: String?
     @Option(help: "Random seed (same seed, same ids and duplicates)")
     var seed: UInt64?
+    @Option(help: "Bearer token for a producer with AUTH_TOKEN set (default: env AUTH_TOKEN; empty: none)")
+    var token: String?
     @Flag(help: "Print the summary as one JSON object on stdout (progress goes to stderr)")
     var json = false
 
@@ -50,7 +52,8 @@ struct FloodCommand: ParsableCommand {
         let seed = self.seed ?? UInt64(truncatingIfNeeded: Int(Date().timeIntervalSince1970 * 1e6))
         let prefix = idPrefix ?? "flood-\(String(seed, radix: 36))-"
         let plan = FloodPlan(count: count, rate: rate, batch: batch, connections: connections, pipeline: pipeline,
-                             duplicates: duplicates, payloadBytes: payloadBytes, idPrefix: prefix, seed: seed)
+                             duplicates: duplicates, payloadBytes: payloadBytes, idPrefix: prefix, seed: seed,
+                             token: BearerToken(Settings.raw(token, env: "AUTH_TOKEN")))
         let loop = try EventLoop()
         let runner = FloodRunner(loop: loop, target: target, plan: plan, progressToStderr: json)
         try runner.start()
@@ -105,4 +108,5 @@ struct FloodPlan {
     let payloadBytes: Int
     let idPrefix: String
     let seed: UInt64
+    let token: BearerToken?
 }

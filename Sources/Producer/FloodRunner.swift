@@ -10,6 +10,8 @@ final class FloodRunner {
     private let loop: EventLoop
     private let target: FloodTarget
     private let plan: FloodPlan
+    /// Every POST's headers, built once.
+    private let headers: [(String, String)]
     private var clients: [HTTPClient] = []
     private var rng: SplitMix64
     private var generated = 0
@@ -32,6 +34,7 @@ final class FloodRunner {
         self.loop = loop
         self.target = target
         self.plan = plan
+        headers = [("Content-Type", "application/json")] + (plan.token.map { [("Authorization", $0.authorizationHeader)] } ?? [])
         rng = SplitMix64(seed: plan.seed)
         // {"t":<19 digits>,"pad":"..."} is 29 bytes around the padding.
         padding = Array(repeating: UInt8(ascii: "x"), count: max(0, plan.payloadBytes - 29))
@@ -116,7 +119,7 @@ final class FloodRunner {
         postsSent += 1
         let sentAt = loop.nowNanos
         body.withReadableBytes { raw in
-            client.send(method: "POST", path: target.path, headers: [("Content-Type", "application/json")],
+            client.send(method: "POST", path: target.path, headers: headers,
                         body: raw) { [unowned self] result in
                 self.postsAnswered += 1
                 _ = self.latencies.record((self.loop.nowNanos - sentAt) / 1_000)

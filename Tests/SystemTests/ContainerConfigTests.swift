@@ -83,12 +83,15 @@ final class ContainerConfigTests: XCTestCase {
 
     func testTheComposeEnvironmentRunsTheDemo() throws {
         let services = try Self.report.get().services
-        let redis = RedisTestServer.shared
+        // Redis with the compose file's password (its default), as the redis service runs.
+        let redisURL = try XCTUnwrap(services["listener-a"]?.environment["REDIS_URL"])
+        let password = try XCTUnwrap(redisURL.split(separator: "@").first?.split(separator: ":").last.map(String.init))
+        let redis = try RedisTestServer(extraArguments: ["--requirepass", password])
+        defer { redis.stop() }
         let postgres = PostgresTestServer.shared
-        // Other system tests share these servers: a clean slate (no stored events, offsets or claims).
+        // Other system tests share this server: a clean slate (no stored events or offsets).
         _ = try postgres.psql("DO $$ BEGIN IF to_regclass('events') IS NOT NULL THEN TRUNCATE events; END IF; END $$")
         _ = try postgres.psql("DROP TABLE IF EXISTS listener_offsets, listener_watermarks, dead_letters")
-        _ = try redis.cli("FLUSHALL")
 
         let producer = try XCTUnwrap(services["producer"])
         let composeHTTP = producer.environment["HTTP_PORT"] ?? "3005"
