@@ -4,6 +4,7 @@ import Glibc
 import Histogram
 import Dedup
 import Reactor
+import ServiceKit
 
 /// `Benchmarks e2e`: the whole system as a user runs it, against its ceilings, in one run.
 ///
@@ -125,25 +126,6 @@ struct PassResult {
             + "sum processed \(processedSum) == distinct: \(processedSum == distinct ? "ok" : "FAILED"); "
             + "sum stored \(storedSum) == distinct: \(storedSum == distinct ? "ok" : "FAILED"); "
             + "flood accepted \(accepted)/\(events), errors \(floodErrors)"
-    }
-}
-
-/// The live progress line of a pass (rewritten in place on a terminal, every 2 s in logs).
-private struct PhaseLine {
-    private let isTerminal = isatty(STDOUT_FILENO) != 0
-    private var last = 0.0
-
-    mutating func update(_ text: String, final: Bool = false) {
-        let now = monotonicSeconds()
-        guard final || now - last >= (isTerminal ? 0.25 : 2.0) else { return }
-        last = now
-        if isTerminal {
-            print("\r\u{1B}[K  " + text, terminator: final ? "\n" : "")
-            fflush(nil)
-        } else {
-            print("  " + text)
-            fflush(nil)
-        }
     }
 }
 
@@ -441,7 +423,8 @@ private final class E2ERun {
         try flood.run()
         TestServers.track(flood.processIdentifier)
 
-        var line = PhaseLine()
+        // Indented under the phase header, like the other live lines.
+        var line = ProgressLine(label: "  " + name)
         var summary: [String: Any]?
         var floodEndedWall: UInt64 = 0
         var lastStored = -1
@@ -474,8 +457,9 @@ private final class E2ERun {
             stored = listenerMetrics.reduce(0) { $0 + Int($1?["dedup_events_stored_total"] ?? 0) }
             let elapsed = monotonicSeconds() - wallStart
             let storedText = summary == nil ? "\(stored)" : "\(stored)/\(result.distinct)"
-            line.update("\(name): published \(Int(published))/\(events), stored \(storedText) distinct, "
-                        + "\(fmtRate(Double(stored) / max(elapsed, 1e-9)))/s stored, \(String(format1: elapsed))s")
+            line.update("published \(Int(published))/\(events), stored \(storedText) distinct, "
+                        + "\(fmtRate(Double(stored) / max(elapsed, 1e-9)))/s stored, \(String(format1: elapsed))s",
+                        nowNanos: DispatchTime.now().uptimeNanoseconds)
             if summary != nil && stored >= result.distinct { break }
             if stored != lastStored {
                 lastStored = stored
@@ -492,8 +476,9 @@ private final class E2ERun {
             usleep(100_000)
         }
         let elapsed = monotonicSeconds() - wallStart
-        line.update("\(name): published \(Int(published))/\(events), stored \(stored)/\(result.distinct) distinct, "
-                    + "\(fmtRate(Double(stored) / elapsed))/s stored, \(String(format1: elapsed))s", final: true)
+        line.update("published \(Int(published))/\(events), stored \(stored)/\(result.distinct) distinct, "
+                    + "\(fmtRate(Double(stored) / elapsed))/s stored, \(String(format1: elapsed))s",
+                    nowNanos: DispatchTime.now().uptimeNanoseconds, final: true)
 
         // The rows, counted in PostgreSQL.
         var rows = 0
