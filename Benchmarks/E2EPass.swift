@@ -179,9 +179,9 @@ extension E2ERun {
             }
             if let metrics = producer.metrics() { published = metrics["dedup_producer_published_total"] ?? published }
             stored = listeners.reduce(0) { $0 + Int($1.metrics()?["dedup_events_stored_total"] ?? 0) }
-            line.update(progress(), nowNanos: DispatchTime.now().uptimeNanoseconds)
+            line.update(progress(), nowNanos: monotonicNanos())
             if let floodEnded, stored >= result.distinct {
-                line.update(progress(), nowNanos: DispatchTime.now().uptimeNanoseconds, final: true)
+                line.update(progress(), nowNanos: monotonicNanos(), final: true)
                 return floodEnded
             }
             if stall.isStalled(stored) {

@@ -8,10 +8,13 @@ public struct ProgressLine {
     private let isTerminal: Bool
     private var lastPrintNanos: UInt64 = 0
 
-    public init(label: String, toStderr: Bool = false) {
+    /// With `quietFrom` (a `nowNanos` reading), the first line waits one interval from then,
+    /// so a job that ends sooner prints only its last line.
+    public init(label: String, toStderr: Bool = false, quietFrom startNanos: UInt64 = 0) {
         self.label = label
         fd = toStderr ? 2 : 1
         isTerminal = isatty(fd) != 0
+        lastPrintNanos = startNanos
     }
 
     /// Prints at most every 250 ms on a terminal, every 2 s otherwise.
@@ -25,11 +28,12 @@ public struct ProgressLine {
         emit(rateLine(done: done, total: total, detail: detail, nowNanos: nowNanos, startNanos: startNanos), final: true)
     }
 
-    /// "label: text", for a job that counts more than one thing and words its own figures;
-    /// as often as `update`, and always when `final` (the last line).
-    public mutating func update(_ text: String, nowNanos: UInt64, final: Bool = false) {
+    /// "label: text", for a job that words its own figures; as often as `update`, and always
+    /// when `final` (the last line). `text` is only built when printed: callers update per
+    /// operation in measured loops.
+    public mutating func update(_ text: @autoclosure () -> String, nowNanos: UInt64, final: Bool = false) {
         guard final || isDue(nowNanos) else { return }
-        emit("\(label): \(text)", final: final)
+        emit("\(label): \(text())", final: final)
     }
 
     private mutating func isDue(_ nowNanos: UInt64) -> Bool {
