@@ -33,14 +33,15 @@ struct ListenerAllocationCounter {
         return (ListenerAllocationCounter(library: library), nil)
     }
 
-    /// The environment that loads the counter into a listener, publishing to `countsFile`.
-    func environment(countsFile: String) -> [String: String] {
-        ["LD_PRELOAD": library, "DEDUP_ALLOC_COUNTS": countsFile]
+    /// The environments that load the counter into each listener, listener i publishing to
+    /// `countsFiles[i]` (E2ESystem numbers its listeners, so the files go by index).
+    func environments(countsFiles: [String]) -> [[String: String]] {
+        countsFiles.map { ["LD_PRELOAD": library, "DEDUP_ALLOC_COUNTS": $0] }
     }
 
     /// (allocations, bytes, frees, heartbeat) as last published by the process; nil when
     /// the file is not there (yet).
-    static func read(_ countsFile: String) -> (allocations: UInt64, bytes: UInt64, frees: UInt64, beat: UInt64)? {
+    private static func read(_ countsFile: String) -> (allocations: UInt64, bytes: UInt64, frees: UInt64, beat: UInt64)? {
         let fd = open(countsFile, O_RDONLY)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -52,7 +53,7 @@ struct ListenerAllocationCounter {
 
     /// Waits until the counts file has been refreshed at least twice after now, so the
     /// value read reflects everything up to this moment.
-    static func settledRead(_ countsFile: String) -> (allocations: UInt64, bytes: UInt64)? {
+    private static func settledRead(_ countsFile: String) -> (allocations: UInt64, bytes: UInt64)? {
         guard let first = read(countsFile) else { return nil }
         let deadline = monotonicSeconds() + 2
         while monotonicSeconds() < deadline {
@@ -60,6 +61,28 @@ struct ListenerAllocationCounter {
             if let now = read(countsFile), now.beat >= first.beat + 2 { return (now.allocations, now.bytes) }
         }
         return nil
+    }
+
+    /// Every listener's counts at the start of a pass; throws when one does not publish.
+    static func readAll(_ countsFiles: [String]) throws -> [(allocations: UInt64, bytes: UInt64)] {
+        try countsFiles.map { file in
+            guard let counts = settledRead(file) else {
+                throw TestServerError.failed("the listener allocation counter does not publish (\(file))")
+            }
+            return counts
+        }
+    }
+
+    /// What each listener allocated since `before`; nil when not counted or a count is missing.
+    static func deltas(_ countsFiles: [String], since before: [(allocations: UInt64, bytes: UInt64)])
+        -> [(allocations: UInt64, bytes: UInt64)]? {
+        guard !countsFiles.isEmpty else { return nil }
+        var deltas: [(allocations: UInt64, bytes: UInt64)] = []
+        for (file, before) in zip(countsFiles, before) {
+            guard let after = settledRead(file) else { return nil }
+            deltas.append((after.allocations - before.allocations, after.bytes - before.bytes))
+        }
+        return deltas
     }
 
     private static let exportSource = """

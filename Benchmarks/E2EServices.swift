@@ -30,10 +30,9 @@ final class E2ESystem {
     }
 
     /// Starts the producer and `count` listeners and waits until every listener is healthy
-    /// (its producer, Redis and PostgreSQL links all up). `listenerEnvironment` adds to
-    /// (or overrides) the listeners' settings.
-    func start(pass: String, listenerCount: Int, databaseURL: String? = nil, listenerEnvironment: [String: String] = [:],
-               perListenerEnvironment: [[String: String]] = []) throws {
+    /// (its producer, Redis and PostgreSQL links all up). `listenerEnvironments[i]` adds to
+    /// (or overrides) listener i's settings.
+    func start(pass: String, listenerCount: Int, databaseURL: String?, listenerEnvironments: [[String: String]]) throws {
         httpPort = TestServers.freePort()
         wsPort = TestServers.freePort()
         let producer = try ServiceProcess(
@@ -48,8 +47,7 @@ final class E2ESystem {
             let port = TestServers.freePort()
             var env = ["INSTANCE_ID": id, "PORT": "\(port)", "HOST": "127.0.0.1", "PRODUCER_URL": "ws://127.0.0.1:\(wsPort)/",
                        "REDIS_URL": redisURL, "DATABASE_URL": databaseURL ?? self.databaseURL, "LOG_LEVEL": "warning"]
-            env.merge(listenerEnvironment) { $1 }
-            if i < perListenerEnvironment.count { env.merge(perListenerEnvironment[i]) { $1 } }
+            if i < listenerEnvironments.count { env.merge(listenerEnvironments[i]) { $1 } }
             listeners.append(try ServiceProcess(name: "listener \(id)", binary: binaries.listener,
                                             log: dir + "/\(pass)-listener-\(id).log", environment: env, port: port))
         }
@@ -69,6 +67,19 @@ final class E2ESystem {
         return statuses
     }
 
+    /// Starts `producer flood` against the producer: `events` events (`rate` per second, 0 as
+    /// fast as it is taken), 100-byte payloads stamped with the wall clock, 100 per POST;
+    /// its JSON summary and its log go to files in the run's directory.
+    func startFlood(pass: String, events: Int, rate: Int, duplicates: Double) throws -> E2EFlood {
+        let flood = E2EFlood(output: dir + "/\(pass)-flood.json", log: dir + "/\(pass)-flood.log")
+        try flood.run(binaries.producer, [
+            "flood", "--url", "http://127.0.0.1:\(httpPort)", "--count", "\(events)", "--rate", "\(rate)",
+            "--batch", "100", "--connections", "4", "--pipeline", "4", "--duplicates", "\(duplicates)",
+            "--payload-bytes", "100", "--id-prefix", "e2e-\(pass)-", "--seed", "7", "--json",
+        ])
+        return flood
+    }
+
     private func waitFor(_ seconds: Double, what: String, service: ServiceProcess, _ condition: () -> Bool) throws {
         let deadline = monotonicSeconds() + seconds
         while monotonicSeconds() < deadline {
@@ -82,101 +93,55 @@ final class E2ESystem {
     }
 }
 
-/// Where the producer and listener binaries come from: `--bin-dir` (or
-/// `DEDUP_BENCH_BIN_DIR`) as given, else the release products, built if needed with the
-/// same scratch path as this benchmark binary.
-struct E2EBinaries {
-    let producer: String
-    let listener: String
-    let origin: String
-    /// The package root, when found (for the allocation counter's C source).
-    let packageRoot: String?
+/// A running `producer flood`, and what it reports when it ends.
+final class E2EFlood {
+    private let process = Process()
+    private let output: String
+    private let log: String
 
-    static func locate(binDir: String?) throws -> E2EBinaries {
-        let root = packageRoot()
-        if let binDir = binDir ?? ProcessInfo.processInfo.environment["DEDUP_BENCH_BIN_DIR"] {
-            let producer = binDir + "/producer", listener = binDir + "/listener"
-            for path in [producer, listener] where !FileManager.default.isExecutableFile(atPath: path) {
-                throw TestServerError.missing("\(path) not found (--bin-dir \(binDir))")
-            }
-            return E2EBinaries(producer: producer, listener: listener, origin: "given: \(binDir)", packageRoot: root?.path)
-        }
-        guard let root else {
-            throw TestServerError.missing("cannot find the package (Package.swift) to build the release producer and listener; "
-                                           + "run from the package directory or pass --bin-dir DIR")
-        }
-        guard let swift = TestServers.findExecutable("swift") else {
-            throw TestServerError.missing("swift not found on PATH: build the release producer and listener yourself and pass --bin-dir DIR")
-        }
-        var scratch: [String] = []
-        if let path = root.scratch { scratch = ["--scratch-path", path] }
-        for product in ["producer", "listener"] {
-            let command = ["build", "-c", "release"] + scratch + ["--product", product]
-            print("  building: swift \(command.joined(separator: " "))")
-            let (status, output) = try runBuild(swift, command, in: root.path)
-            guard status == 0 else {
-                throw TestServerError.failed("building \(product) failed (status \(status)):\n\(output.suffix(2_000))")
-            }
-        }
-        let (status, out) = try runBuild(swift, ["build", "-c", "release"] + scratch + ["--show-bin-path"], in: root.path, echo: false)
-        let bin = out.split(separator: "\n").last.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
-        guard status == 0, FileManager.default.isExecutableFile(atPath: bin + "/producer"),
-              FileManager.default.isExecutableFile(atPath: bin + "/listener") else {
-            throw TestServerError.failed("release producer and listener not found after building (bin path '\(bin)')")
-        }
-        return E2EBinaries(producer: bin + "/producer", listener: bin + "/listener",
-                           origin: "release, \(bin)", packageRoot: root.path)
+    init(output: String, log: String) {
+        self.output = output
+        self.log = log
     }
 
-    /// The package root and scratch path, from where this binary lives
-    /// (`<root>/<scratch>/<triple>/<config>/Benchmarks`), else the current directory.
-    static func packageRoot() -> (path: String, scratch: String?)? {
-        let fm = FileManager.default
-        let exe = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        var child: URL?
-        for _ in 0..<6 {
-            if fm.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
-                return (dir.path, child?.path)
-            }
-            child = dir
-            dir = dir.deletingLastPathComponent()
-        }
-        let cwd = fm.currentDirectoryPath
-        return fm.fileExists(atPath: cwd + "/Package.swift") ? (cwd, nil) : nil
-    }
+    var isRunning: Bool { process.isRunning }
 
-    /// Runs swift build, echoing its output (indented) as it comes. SwiftPM holds a lock
-    /// on the scratch directory while it builds; `swift run` has released it by the time
-    /// this binary runs, but another build (an editor, a second terminal) may hold it: say
-    /// so when SwiftPM reports it is waiting.
-    private static func runBuild(_ swift: String, _ arguments: [String], in directory: String, echo: Bool = true) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: swift)
+    fileprivate func run(_ producer: String, _ arguments: [String]) throws {
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.executableURL = URL(fileURLWithPath: producer)
         process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
+        process.standardOutput = FileHandle(forWritingAtPath: output)
+        process.standardError = FileHandle(forWritingAtPath: log)
         try process.run()
         TestServers.track(process.processIdentifier)
-        var output = ""
-        while true {
-            let data = pipe.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            let chunk = String(decoding: data, as: UTF8.self)
-            output += chunk
-            if chunk.contains("Another instance of SwiftPM") {
-                print("  note: another SwiftPM process holds the build lock; waiting for it (or stop it, or pass --bin-dir DIR)")
-            }
-            if echo {
-                for line in chunk.split(separator: "\n") where line.hasPrefix("Build") || line.hasPrefix("Compiling") || line.contains("error") {
-                    print("    " + line)
-                }
-            }
-        }
+    }
+
+    /// Reaps the ended flood and reads its summary; throws when it failed.
+    func finish() throws -> FloodSummary {
         process.waitUntilExit()
         TestServers.untrack(process.processIdentifier)
-        return (process.terminationStatus, output)
+        let ended = wallNanos()
+        let data = (try? Data(contentsOf: URL(fileURLWithPath: output))) ?? Data()
+        guard process.terminationStatus == 0,
+              let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            let err = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            throw TestServerError.failed("producer flood failed (status \(process.terminationStatus)): "
+                                          + "\(String(decoding: data, as: UTF8.self)) \(err.suffix(500))")
+        }
+        return FloodSummary(
+            distinct: json["distinct"] as? Int ?? 0, accepted: json["accepted"] as? Int ?? 0, errors: json["errors"] as? Int ?? 0,
+            seconds: (json["seconds"] as? Double) ?? Double(json["seconds"] as? Int ?? 0),
+            eventsPerSecond: Double(json["events_per_second"] as? Int ?? 0), endedWallNanos: ended)
     }
+}
+
+/// `producer flood --json`'s summary, and when the flood ended (wall clock).
+struct FloodSummary {
+    let distinct: Int
+    let accepted: Int
+    let errors: Int
+    let seconds: Double
+    let eventsPerSecond: Double
+    let endedWallNanos: UInt64
 }

@@ -1,50 +1,42 @@
 import Glibc
+import ServiceKit
 
-/// A live progress line (`\r`-rewritten on a terminal, a line every few seconds in logs),
-/// so every long benchmark phase shows that it is moving and how fast.
+/// The live line of a benchmark phase, "label: done/total unit, rate/s, seconds", printed
+/// through ServiceKit's ProgressLine; the first line comes one interval after the start.
 final class LiveRate {
-    private let label: String
     private let unit: String
     private let start = monotonicSeconds()
-    private var lastPrint = monotonicSeconds()
-    private let interval: Double
-    private let isTerminal = isatty(STDOUT_FILENO) != 0
+    private var line: ProgressLine
 
     init(_ label: String, unit: String = "ops") {
-        self.label = label
         self.unit = unit
-        interval = isTerminal ? 0.25 : 2.0
+        line = ProgressLine(label: "  " + label, quietFrom: monotonicNanos())
     }
 
-    /// Reports `done` items so far (of `total` when known); prints at most every interval.
+    /// Reports `done` items so far (of `total` when known); printed at most every interval.
     func update(_ done: Int, of total: Int? = nil) {
-        let now = monotonicSeconds()
-        guard now - lastPrint >= interval else { return }
-        lastPrint = now
-        emit(done, total, final: false)
+        line.update(text(done, total), nowNanos: monotonicNanos())
     }
 
     /// Prints the final line and returns the rate per second.
     @discardableResult
     func finish(_ done: Int) -> Double {
-        emit(done, nil, final: true)
+        line.update(text(done, nil), nowNanos: monotonicNanos(), final: true)
         let elapsed = monotonicSeconds() - start
         return elapsed > 0 ? Double(done) / elapsed : 0
     }
 
-    private func emit(_ done: Int, _ total: Int?, final: Bool) {
+    private func text(_ done: Int, _ total: Int?) -> String {
         let elapsed = max(monotonicSeconds() - start, 1e-9)
         let rate = Double(done) / elapsed
-        var line = "  \(label): \(done)"
-        if let total { line += "/\(total)" }
-        line += " \(unit), \(formatRate(rate))/s, \(String(format1: elapsed))s"
-        if isTerminal {
-            print("\r\u{1B}[K" + line, terminator: final ? "\n" : "")
-            fflush(nil)
-        } else {
-            print(line)
-        }
+        return "\(done)\(total.map { "/\($0)" } ?? "") \(unit), \(formatRate(rate))/s, \(String(format1: elapsed))s"
     }
+}
+
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 func monotonicSeconds() -> Double {
