@@ -68,7 +68,7 @@ let package = Package(
         .target(name: "CAllocCounter"),
         .executableTarget(
             name: "Benchmarks",
-            dependencies: ["Reactor", "Dedup", "EventLog", "CAllocCounter", "TestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["Reactor", "Dedup", "EventLog", "ServiceKit", "CAllocCounter", "TestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Benchmarks"
         ),
         .target(
