@@ -15,6 +15,27 @@ final class EventsAPI {
         to_char(processed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
         """
 
+    /// Payload bytes after which a page stops early (it always holds at least one event):
+    /// a thousand large payloads would otherwise be a gigabyte in one answer, held in the
+    /// listener's memory. Clients page on with `before_seq` either way.
+    static let maxPagePayloadBytes = 8 << 20
+
+    /// The newest `limit` events (from the index on seq), cut where their payloads pass
+    /// `maxPagePayloadBytes`, so only that much reaches the listener.
+    static func pageSQL(filter: String, limit: Int) -> String {
+        """
+        SELECT event_id, seq, p, processed_by, at FROM (
+          SELECT *, sum(coalesce(octet_length(p), 4)) OVER (ORDER BY seq DESC, processed_at DESC) AS upto FROM (
+            SELECT event_id, seq, payload::text AS p, processed_by, processed_at,
+                   to_char(processed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
+            FROM events \(filter) ORDER BY seq DESC, processed_at DESC LIMIT \(limit)
+          ) newest
+        ) page
+        WHERE upto - coalesce(octet_length(p), 4) < \(maxPagePayloadBytes)
+        ORDER BY seq DESC, processed_at DESC
+        """
+    }
+
     init(db: PostgresConnection, metrics: ListenerMetrics, token: BearerToken?, health: @escaping () -> (ok: Bool, body: String)) {
         self.db = db
         self.metrics = metrics
@@ -105,17 +126,16 @@ final class EventsAPI {
 
     private func list(_ request: HTTPRequest, _ responder: HTTPResponder) {
         guard let limit = limit(request, responder) else { return }
-        var sql = "SELECT \(Self.columns) FROM events"
+        var filter = ""
         var params: [String?] = []
         if let text = request.queryParameter("before_seq") {
             guard let value = Int64(text), value >= 0 else {
                 return responder.respondError(400, "before_seq must be a whole number >= 0")
             }
-            sql += " WHERE seq < $1"
+            filter = "WHERE seq < $1"
             params.append(String(value))
         }
-        sql += " ORDER BY seq DESC, processed_at DESC LIMIT \(limit)"
-        db.query(sql, params: params) { result in
+        db.query(Self.pageSQL(filter: filter, limit: limit), params: params) { result in
             Self.respondArray(result, responder) { rows, row, out in Self.writeEvent(rows, row, to: out) }
         }
     }

@@ -48,3 +48,34 @@ private final class ReadFailures: @unchecked Sendable {
     var done: Bool { lock.withLock { stopped } }
     var list: [String] { lock.withLock { items } }
 }
+
+/// Answers are bounded: a page of large payloads stops early instead of growing the
+/// listener's memory, and paging on with before_seq reaches every event.
+final class BoundedPagesTests: XCTestCase {
+    func testAPageOfLargePayloadsStopsEarlyAndPagingReachesEveryEvent() throws {
+        let system = try SystemHarness()
+        try system.startProducer()
+        let listener = try system.startListener("pager")
+        _ = try system.postgres.psql("""
+            INSERT INTO events (event_id, seq, payload, processed_by)
+            SELECT 'big-' || i, i, to_jsonb(repeat('x', 1000000)), 'seed' FROM generate_series(1, 30) i
+            """)
+        var seen = 0
+        var before: Int?
+        var pages = 0
+        while seen < 30 {
+            let path = "/api/events?limit=1000" + (before.map { "&before_seq=\($0)" } ?? "")
+            let (status, body) = try httpGet(port: listener.port, path: path)
+            XCTAssertEqual(status, 200)
+            XCTAssertLessThan(body.utf8.count, 10 << 20)
+            let rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]])
+            XCTAssertFalse(rows.isEmpty)
+            seen += rows.count
+            before = rows.last?["seq"] as? Int
+            pages += 1
+            XCTAssertLessThan(pages, 10)
+        }
+        XCTAssertEqual(seen, 30)
+        XCTAssertGreaterThan(pages, 1)
+    }
+}
