@@ -15,6 +15,7 @@ struct ProducerSettings {
     var logLevel = Logger.Level.info
     var dataDir = "producer-data"
     var retentionBytes = 1_073_741_824
+    var maxConnections = 10_000
 
     /// Bytes of replay arena: room for `replayCapacity` typical lines, and always for
     /// several of the largest event a body can carry.
@@ -47,6 +48,8 @@ struct ServeOptions: ParsableArguments {
     var dataDir: String?
     @Option(name: .customLong("retention-bytes"), help: "Log bytes kept on disk for listeners that resume; oldest segments go first [env RETENTION_BYTES] (default: 1073741824)")
     var retentionBytes: String?
+    @Option(name: .customLong("max-connections"), help: "Open HTTP + WebSocket connections; more are closed at accept [env MAX_CONNECTIONS] (default: 10000)")
+    var maxConnections: String?
     @Option(name: .customLong("log-level"), help: "debug, info, warning, error [env LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -65,6 +68,8 @@ struct ServeOptions: ParsableArguments {
         s.dataDir = Settings.string(dataDir, env: "DATA_DIR", default: s.dataDir)
         s.retentionBytes = try Settings.integer(retentionBytes, env: "RETENTION_BYTES", default: s.retentionBytes,
                                                 range: (1 << 20)...(1 << 50), unit: " bytes")
+        s.maxConnections = try Settings.integer(maxConnections, env: "MAX_CONNECTIONS", default: s.maxConnections,
+                                                range: 1...10_000_000)
         s.logLevel = try LogSetup.level(Settings.string(logLevel, env: "LOG_LEVEL", default: "info"))
         if s.httpPort == s.wsPort { throw SettingError("WS_PORT", "must differ from HTTP_PORT (\(s.httpPort))") }
         return s
