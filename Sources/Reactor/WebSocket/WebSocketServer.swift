@@ -20,7 +20,8 @@ public final class WebSocketServer {
         }
         upgrade = { [unowned self] connection in
             connection.delegate = WebSocketUpgradeReader(configuration: self.configuration, onAccept: self.onAccept)
-            connection.idleTimeout = configuration.handshakeTimeout
+            // A deadline, not an idle timeout: a handshake trickled a byte at a time still ends.
+            connection.setDeadline(in: configuration.handshakeTimeout)
         }
     }
 
@@ -50,7 +51,7 @@ final class WebSocketUpgradeReader: TCPConnectionDelegate {
             WebSocketServerHandshake.refuse(connection: connection, status: status, message: message)
             return bytes.count
         case .request(let request, let consumed):
-            connection.idleTimeout = nil
+            connection.setDeadline(in: nil)
             if let socket = WebSocketServerHandshake.accept(request: request, connection: connection,
                                                             configuration: configuration) {
                 onAccept(socket)
