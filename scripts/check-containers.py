@@ -51,7 +51,8 @@ ROOT = (os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # The programs' settings (docs/interface.md and the README's settings tables).
 SETTINGS = {
     "producer": ["HTTP_PORT", "WS_PORT", "HOST", "REPLAY_CAPACITY", "MAX_BODY_BYTES", "THREADS",
-                 "SLOW_CLIENT_TIMEOUT_MS", "LOG_LEVEL", "DATA_DIR", "RETENTION_BYTES", "AUTH_TOKEN"],
+                 "SLOW_CLIENT_TIMEOUT_MS", "LOG_LEVEL", "DATA_DIR", "RETENTION_BYTES", "AUTH_TOKEN",
+                 "MAX_CONNECTIONS"],
     "listener": ["INSTANCE_ID", "PORT", "PRODUCER_URL", "REDIS_URL", "DATABASE_URL", "LOCK_TTL_MS",
                  "DEDUP_WINDOW_MS", "PROCESS_DELAY_MS", "LOG_LEVEL", "HOST", "MAX_IN_FLIGHT_BYTES",
                  "SHUTDOWN_TIMEOUT_MS", "PRODUCER_TOKEN", "API_TOKEN", "PRODUCER_SILENCE_TIMEOUT_MS"],

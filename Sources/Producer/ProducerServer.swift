@@ -34,6 +34,8 @@ final class ProducerServer: Sendable {
         }
         let hubBox = Mutex<(LoopBound<BroadcastHub>, EventLoopHandle, String)?>(nil)
         let ports = Mutex((http: 0, ws: 0))
+        // One count for both ports and every loop: the limit is per process.
+        let connectionLimit = ConnectionLimit(maximum: settings.maxConnections)
         group = try EventLoopGroup(threads: settings.threads, name: "producer") { loop, index in
             var localHub: BroadcastHub?
             if index == 0 {
@@ -58,6 +60,7 @@ final class ProducerServer: Sendable {
                     hub.subscribe(socket, fromSeq: Self.fromSeq(socket.request?.queryParameter("from_seq")),
                                   stream: socket.request?.queryParameter("stream"))
                 }
+                ws.tcpServer.connectionLimit = connectionLimit
                 loop.keepAlive(hub)
                 loop.keepAlive(ws)
                 hubBox.withLock { $0 = (LoopBound(hub, on: loop), loop.handle, log.streamID) }
@@ -70,6 +73,7 @@ final class ProducerServer: Sendable {
             var config = HTTPServer.Configuration(host: settings.host, port: settings.httpPort,
                                                   reusePort: settings.threads > 1)
             config.limits.maxBodyBytes = settings.maxBodyBytes
+            config.connectionLimit = connectionLimit
             let server = try HTTPServer(loop: loop, configuration: config, router: frontend.router)
             loop.keepAlive(frontend)
             loop.keepAlive(server)

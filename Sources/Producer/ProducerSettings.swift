@@ -17,6 +17,7 @@ struct ProducerSettings {
     var retentionBytes = 1_073_741_824
     /// When set, publishing and subscribing need `Authorization: Bearer <token>`.
     var authToken: BearerToken?
+    var maxConnections = 10_000
 
     /// Bytes of replay arena: room for `replayCapacity` typical lines, and always for
     /// several of the largest event a body can carry.
@@ -51,6 +52,8 @@ struct ServeOptions: ParsableArguments {
     var retentionBytes: String?
     @Option(name: .customLong("auth-token"), help: "When set, publishing and subscribing need Authorization: Bearer <token> [env AUTH_TOKEN] (default: unset, open)")
     var authToken: String?
+    @Option(name: .customLong("max-connections"), help: "Open HTTP + WebSocket connections; more are closed at accept [env MAX_CONNECTIONS] (default: 10000)")
+    var maxConnections: String?
     @Option(name: .customLong("log-level"), help: "debug, info, warning, error [env LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -70,6 +73,8 @@ struct ServeOptions: ParsableArguments {
         s.retentionBytes = try Settings.integer(retentionBytes, env: "RETENTION_BYTES", default: s.retentionBytes,
                                                 range: (1 << 20)...(1 << 50), unit: " bytes")
         s.authToken = BearerToken(Settings.raw(authToken, env: "AUTH_TOKEN"))
+        s.maxConnections = try Settings.integer(maxConnections, env: "MAX_CONNECTIONS", default: s.maxConnections,
+                                                range: 1...10_000_000)
         s.logLevel = try LogSetup.level(Settings.string(logLevel, env: "LOG_LEVEL", default: "info"))
         if s.httpPort == s.wsPort { throw SettingError("WS_PORT", "must differ from HTTP_PORT (\(s.httpPort))") }
         return s

@@ -39,6 +39,12 @@ public final class TCPConnection: IOHandler, Flushable {
     private var connectTimer: TimerHandle?
     private var drainTimer: TimerHandle?
     private let peer: SocketAddress?
+    /// The shared limit whose slot this connection holds (accepted under a limit); given
+    /// back once, when the descriptor is released.
+    var limitSlot: ConnectionLimit?
+    private var deadlineNanos: UInt64?
+    /// True while the loop's sweep visits this connection (an idle timeout or a deadline).
+    private var swept = false
 
     /// False while pending output is above the high-water mark.
     public private(set) var isWritable = true
@@ -50,9 +56,29 @@ public final class TCPConnection: IOHandler, Flushable {
     public private(set) var lastActivityNanos: UInt64
 
     /// Closes the connection after this long without reading or writing; nil never does.
+    /// Every byte moves it, so it bounds silence, not slowness: see `setDeadline(in:)`.
     /// One coarse timer per loop sweeps every connection that has one.
     public var idleTimeout: Duration? {
-        didSet { loop.trackIdle(self, enabled: idleTimeout != nil && state != .closed) }
+        didSet { updateSweep() }
+    }
+
+    /// Sets a time limit that traffic does not move, unlike `idleTimeout`: once `duration`
+    /// has passed, the delegate's `connectionDeadlinePassed` runs (by default the connection
+    /// closes). nil clears it; a new call replaces it. Checked by the same coarse sweep as
+    /// idle timeouts, so it fires up to about 100 ms late. Only an open connection has one.
+    public func setDeadline(in duration: Duration?) {
+        deadlineNanos = duration.map { monotonicNanos() &+ $0.nanoseconds }
+        updateSweep()
+    }
+
+    /// True while a deadline is set and has not passed.
+    public var hasDeadline: Bool { deadlineNanos != nil }
+
+    private func updateSweep() {
+        let wanted = state != .closed && (idleTimeout != nil || deadlineNanos != nil)
+        guard wanted != swept else { return }
+        swept = wanted
+        loop.trackIdle(self, enabled: wanted)
     }
 
     init(acceptedFD: Int32, loop: EventLoop, peer: SocketAddress?) {
@@ -106,6 +132,8 @@ public final class TCPConnection: IOHandler, Flushable {
             Glibc.close(fd)
             fd = -1
             state = .closed
+            releaseLimitSlot()
+            updateSweep()
             return
         }
         do {
@@ -420,10 +448,12 @@ public final class TCPConnection: IOHandler, Flushable {
         state = .closed
         if let timer = connectTimer { loop.cancel(timer); connectTimer = nil }
         if let timer = drainTimer { loop.cancel(timer); drainTimer = nil }
-        loop.trackIdle(self, enabled: false)
+        deadlineNanos = nil
+        updateSweep()
         loop.deregister(fd)
         Glibc.close(fd)
         fd = -1
+        releaseLimitSlot()
         inbound = nil
         _outbound = nil
         closeError = error
@@ -436,14 +466,34 @@ public final class TCPConnection: IOHandler, Flushable {
     }
 
     func idleCheck(now: UInt64) {
-        guard let timeout = idleTimeout, isOpen || state == .closing || state == .draining else { return }
-        if now &- lastActivityNanos >= timeout.nanoseconds {
-            finish(error: SocketError(errno: ETIMEDOUT, operation: "idle timeout"))
+        guard state != .closed else { return }
+        if let deadline = deadlineNanos, now >= deadline {
+            deadlineNanos = nil
+            updateSweep()
+            if isOpen {
+                if let delegate { delegate.connectionDeadlinePassed(self) } else { expire("deadline") }
+            }
+            if state == .closed { return }
         }
+        if let timeout = idleTimeout, now &- lastActivityNanos >= timeout.nanoseconds {
+            expire("idle timeout")
+        }
+    }
+
+    /// Closes at once with ETIMEDOUT, for a timeout named by `operation`.
+    func expire(_ operation: String) {
+        finish(error: SocketError(errno: ETIMEDOUT, operation: operation))
+    }
+
+    private func releaseLimitSlot() {
+        limitSlot?.release()
+        limitSlot = nil
     }
 
     deinit {
         if fd >= 0 { Glibc.close(fd) }
+        // A loop torn down with connections still open: their slots go back all the same.
+        limitSlot?.release()
     }
 }
 

@@ -16,9 +16,14 @@ public protocol TCPConnectionDelegate: AnyObject {
     /// The connection closed (by us, the peer or an error). Called once, after the event
     /// batch in which it happened; the connection drops its delegate afterwards.
     func connectionDidClose(_ connection: TCPConnection, error: SocketError?)
+
+    /// The deadline set with `connection.setDeadline(in:)` passed (it is cleared now).
+    /// The default closes the connection at once; a protocol may answer first (HTTP's 408).
+    func connectionDeadlinePassed(_ connection: TCPConnection)
 }
 
 extension TCPConnectionDelegate {
     public func connectionDidConnect(_ connection: TCPConnection) {}
     public func connectionWritabilityChanged(_ connection: TCPConnection) {}
+    public func connectionDeadlinePassed(_ connection: TCPConnection) { connection.expire("deadline") }
 }

@@ -85,6 +85,10 @@ public struct HTTPRequestParser {
     /// not fully arrived: the server should send `100 Continue` once.
     public private(set) var expectsContinue = false
 
+    /// True until the current request's head is complete (also before its first byte):
+    /// what a header deadline measures.
+    public var isReadingHead: Bool { phase == .head }
+
     /// Creates a parser for one connection.
     public init(limits: HTTPParserLimits = HTTPParserLimits()) {
         self.limits = limits

@@ -37,24 +37,36 @@ public final class HTTPServer {
         public var reusePort: Bool
         /// Head, body and chunk framing limits (431, 413).
         public var limits: HTTPParserLimits
-        /// Close a connection after this long without traffic; nil never does.
+        /// Close a connection after this long without traffic in either direction: between
+        /// requests, the keep-alive idle limit (counted from the last response's bytes);
+        /// during a request, a backstop for a stalled body or reader. The client sees the
+        /// connection close without an answer. nil never does.
         public var idleTimeout: Duration?
+        /// Longest a request's head (request line and headers) may take to arrive, counted
+        /// from its first byte, or from the end of the request before it when its bytes
+        /// were already waiting (pipelining). Bytes trickling in do not move it: past it the
+        /// client gets `408` with a JSON error and the connection closes. nil: no limit.
+        public var headerTimeout: Duration?
         /// Input kept while a response is pending before reading pauses (pipelining flood).
         public var maxBufferedInputWhileBusy: Int
         /// Pipelined requests of one connection handed to the router before the first is
         /// answered: a handler that answers later (after a disk sync, a query) then sees
         /// several at once. Answers still leave in request order.
         public var maxPipelinedRequests: Int = 8
+        /// Open connections shared with other listeners (every loop's server of a group,
+        /// a WebSocket port); over it a new connection is closed at accept. nil: no cap.
+        public var connectionLimit: ConnectionLimit?
 
         /// Creates a configuration; the defaults suit an API server.
         public init(host: String = "0.0.0.0", port: Int = 0, reusePort: Bool = true,
                     limits: HTTPParserLimits = HTTPParserLimits(), idleTimeout: Duration? = .seconds(60),
-                    maxBufferedInputWhileBusy: Int = 64 * 1024) {
+                    headerTimeout: Duration? = .seconds(10), maxBufferedInputWhileBusy: Int = 64 * 1024) {
             self.host = host
             self.port = port
             self.reusePort = reusePort
             self.limits = limits
             self.idleTimeout = idleTimeout
+            self.headerTimeout = headerTimeout
             self.maxBufferedInputWhileBusy = maxBufferedInputWhileBusy
         }
     }
@@ -85,6 +97,7 @@ public final class HTTPServer {
         var accept: ((TCPConnection) -> Void)?
         let listener = try TCPServer(loop: loop, host: configuration.host, port: configuration.port,
                                      reusePort: configuration.reusePort) { accept?($0) }
+        listener.connectionLimit = configuration.connectionLimit
         self.listener = listener
         port = listener.port
         // Strong on purpose: the server lives as long as it listens; close() breaks the cycle.

@@ -9,6 +9,12 @@
 /// `maxBufferedInputWhileBusy`. When answers are written, parsing resumes from those
 /// bytes. Malformed input gets a JSON error with `Connection: close` after the answers
 /// owed before it, and the connection closes after flushing it.
+///
+/// Deadlines: while the parser holds part of a request head, the connection carries a
+/// deadline (`headerTimeout`) set when the head's first byte is parsed; it is cleared when
+/// the head completes, never moved by more bytes, and when it passes the client gets 408
+/// (after the answers owed before it) and the connection closes. Between requests only the
+/// connection's idle timeout applies.
 final class HTTPServerConnection: TCPConnectionDelegate {
     enum Mode {
         case serving
@@ -30,6 +36,8 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     private var continueSent = false
     /// True inside connectionDidRead, whose loop picks up the next request itself.
     private var reading = false
+    /// True while the header deadline runs (part of a head is buffered).
+    private var awaitingHead = false
 
     init(server: HTTPServer, connection: TCPConnection) {
         self.server = server
@@ -45,6 +53,8 @@ final class HTTPServerConnection: TCPConnectionDelegate {
         while canParse, offset < bytes.count {
             switch parser.parse(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
             case .needMore:
+                // Part of a request is here: the head's clock starts with its first byte.
+                headInProgress(parser.isReadingHead)
                 // An interim answer must not overtake the final answers owed before it.
                 if parser.expectsContinue && !continueSent && inFlight.isEmpty {
                     // curl and others wait (about a second) for this before sending the body.
@@ -56,10 +66,12 @@ final class HTTPServerConnection: TCPConnectionDelegate {
             case .request(let request, let consumed):
                 offset += consumed
                 continueSent = false
+                headInProgress(false)
                 dispatch(request)
                 // The new delegate gets the bytes after the upgrade request from the connection.
                 if mode == .upgraded { return offset }
             case .error(let status, let message):
+                headInProgress(false)
                 if inFlight.isEmpty {
                     fail(status, message)
                 } else {
@@ -77,6 +89,37 @@ final class HTTPServerConnection: TCPConnectionDelegate {
 
     func connectionWritabilityChanged(_ connection: TCPConnection) {
         if connection.isWritable { resumeInput() }
+    }
+
+    /// The head did not arrive in time: 408, in order behind the answers owed before it.
+    func connectionDeadlinePassed(_ connection: TCPConnection) {
+        awaitingHead = false
+        guard mode == .serving, deferredFailure == nil else { return }
+        let message = "request headers not received within \(Self.describe(server.configuration.headerTimeout))"
+        if inFlight.isEmpty {
+            fail(408, message)
+        } else {
+            deferredFailure = (408, message)
+        }
+    }
+
+    /// Starts the header deadline when a head begins and clears it when it is complete.
+    private func headInProgress(_ inProgress: Bool) {
+        guard inProgress != awaitingHead else { return }
+        if inProgress {
+            guard let timeout = server.configuration.headerTimeout else { return }
+            connection.setDeadline(in: timeout)
+        } else {
+            connection.setDeadline(in: nil)
+        }
+        awaitingHead = inProgress
+    }
+
+    /// "10 s", "1.5 s": for the 408 message.
+    private static func describe(_ duration: Duration?) -> String {
+        guard let duration else { return "the time allowed" }
+        let millis = duration.nanoseconds / 1_000_000
+        return millis % 1000 == 0 ? "\(millis / 1000) s" : "\(Double(millis) / 1000) s"
     }
 
     func connectionDidClose(_ connection: TCPConnection, error: SocketError?) {

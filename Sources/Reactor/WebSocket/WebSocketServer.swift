@@ -20,7 +20,8 @@ public final class WebSocketServer {
         }
         upgrade = { [unowned self] connection in
             connection.delegate = WebSocketUpgradeReader(configuration: self.configuration, onAccept: self.onAccept)
-            connection.idleTimeout = configuration.handshakeTimeout
+            // A deadline, not an idle timeout: a handshake trickled a byte at a time still ends.
+            connection.setDeadline(in: configuration.handshakeTimeout)
         }
     }
 
@@ -54,7 +55,7 @@ final class WebSocketUpgradeReader: TCPConnectionDelegate {
                 WebSocketServerHandshake.refuse(connection: connection, status: refusal.status, message: refusal.message)
                 return bytes.count
             }
-            connection.idleTimeout = nil
+            connection.setDeadline(in: nil)
             if let socket = WebSocketServerHandshake.accept(request: request, connection: connection,
                                                             configuration: configuration) {
                 onAccept(socket)
