@@ -28,9 +28,6 @@ final class ProducerLink: WebSocketClientDelegate {
     /// silence: with nothing heard this long while reading, the link is dropped and
     /// resumed.
     private let silenceTimeout: Duration
-    private var lastHeard: UInt64 = 0
-    /// Why we dropped the link ourselves, kept as the error /health shows once it closes.
-    private var droppedForSilence: String?
 
     init(loop: EventLoop, url: WebSocketURL, token: BearerToken?, silenceTimeout: Duration, engine: DedupEngine, logger: Logger) {
         baseURL = url
@@ -40,6 +37,7 @@ final class ProducerLink: WebSocketClientDelegate {
         var configuration = WebSocketConfiguration(maxMessageSize: 64 << 20)
         // Pings get pongs even from an idle producer: three chances per silence window.
         configuration.pingInterval = silenceTimeout / 3
+        configuration.silenceTimeout = silenceTimeout
         if let token { configuration.requestHeaders = [("Authorization", token.authorizationHeader)] }
         self.configuration = configuration
         self.loop = loop
@@ -56,24 +54,6 @@ final class ProducerLink: WebSocketClientDelegate {
                                  reconnect: .backoff(initial: .milliseconds(100), max: .seconds(5)))
         client.delegate = self
         client.connect()
-        scheduleSilenceCheck()
-    }
-
-    private func heard() { lastHeard = loop.nowNanos }
-
-    private func scheduleSilenceCheck() {
-        loop.schedule(in: silenceTimeout / 6) { [weak self] in
-            guard let self, self.client != nil else { return }
-            let silent = Duration.nanoseconds(Int64(self.loop.nowNanos &- self.lastHeard))
-            if self.isUp, self.reading, silent > self.silenceTimeout, let socket = self.client.socket {
-                self.isUp = false
-                self.lastError = "nothing heard from the producer for \(silent)"
-                self.droppedForSilence = self.lastError
-                self.logger.warning("nothing heard from the producer for \(silent) (no frame, no pong): dropping the link and resuming from seq \(self.engine.tracker.watermark)")
-                socket.connection.abort()
-            }
-            self.scheduleSilenceCheck()
-        }
     }
 
     /// The producer URL with `from_seq` set to the watermark (0 before anything was ever
@@ -109,8 +89,6 @@ final class ProducerLink: WebSocketClientDelegate {
 
     private func setReading(_ open: Bool) {
         reading = open
-        // A paused reader hears nothing by choice; its silence starts when it reads again.
-        if open { heard() }
         guard let connection = client?.socket?.connection else { return }
         if open { connection.resumeReading() } else { connection.pauseReading() }
     }
@@ -128,7 +106,6 @@ final class ProducerLink: WebSocketClientDelegate {
     }
 
     func webSocketDidOpen(_ socket: WebSocketConnection) {
-        heard()
         isUp = true
         lastError = nil
         firstFrameOfConnection = true
@@ -145,10 +122,7 @@ final class ProducerLink: WebSocketClientDelegate {
         if !reading { socket.connection.pauseReading() }
     }
 
-    func webSocket(_ socket: WebSocketConnection, didReceivePong bytes: UnsafeRawBufferPointer) { heard() }
-
     func webSocket(_ socket: WebSocketConnection, didReceiveMessage opcode: WebSocketOpcode, bytes: UnsafeRawBufferPointer) {
-        heard()
         guard opcode == .text else {
             logger.warning("ignoring a binary message of \(bytes.count) bytes from the producer")
             return
@@ -165,9 +139,9 @@ final class ProducerLink: WebSocketClientDelegate {
 
     func webSocketDidClose(_ socket: WebSocketConnection, code: WebSocketCloseCode, reason: String) {
         isUp = false
-        if let silence = droppedForSilence {
-            droppedForSilence = nil
-            lastError = silence
+        if socket.droppedForSilence {
+            lastError = "nothing heard from the producer for over \(silenceTimeout) (no frame, no pong)"
+            logger.warning("\(lastError!): dropped the link; resuming from seq \(engine.tracker.watermark)")
             return
         }
         lastError = "closed with \(code.rawValue)\(reason.isEmpty ? "" : ": \(reason)")"

@@ -48,6 +48,9 @@ final class ProducerServer: Sendable {
                 // Subscribers have nothing to say: a message longer than a control frame's
                 // payload closes the connection (1009) before anything is buffered.
                 var wsConfig = WebSocketConfiguration(maxMessageSize: 125)
+                // A subscriber that answers nothing (not even a ping) for a minute is gone.
+                wsConfig.pingInterval = .seconds(20)
+                wsConfig.silenceTimeout = .seconds(60)
                 wsConfig.responseHeaders = [("Dedup-Stream", log.streamID)]
                 if let token = settings.authToken {
                     wsConfig.refusal = { request in

@@ -212,6 +212,24 @@ final class WebSocketConnectionTests: XCTestCase {
         XCTAssertTrue(h.run(seconds: 5) { recorder.pongs.count >= 2 })
     }
 
+    func testAPeerThatAnswersNothingIsDroppedWhileOneThatAnswersPingsStays() throws {
+        var configuration = WebSocketConfiguration(pingInterval: .milliseconds(100))
+        configuration.silenceTimeout = .milliseconds(600)
+        let h = try WebSocketHarness(configuration: configuration)
+        let lively = WebSocketRecorder()
+        let livelyClient = h.connectedClient(lively)
+        let silent = WebSocketRecorder()
+        let silentClient = h.connectedClient(silent)
+        // A half-open peer: it never reads, so it never answers a ping.
+        silentClient.socket?.connection.pauseReading()
+        XCTAssertTrue(h.run(seconds: 5) { h.serverSockets.contains { $0.droppedForSilence } })
+        XCTAssertEqual(h.serverSockets.filter(\.droppedForSilence).count, 1)
+        XCTAssertTrue(h.serverSockets[1].droppedForSilence)
+        h.run(seconds: 1) { false }
+        XCTAssertTrue(livelyClient.isConnected)
+        XCTAssertTrue(h.serverSockets[0].isOpen)
+    }
+
     func testBackpressureIsVisibleThroughIsWritable() throws {
         let h = try WebSocketHarness()
         let recorder = WebSocketRecorder()

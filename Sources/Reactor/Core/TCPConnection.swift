@@ -33,7 +33,8 @@ public final class TCPConnection: IOHandler, Flushable {
     private var inbound: ByteBuffer?
     private var _outbound: ByteBuffer?
     private var flushScheduled = false
-    private var readingPaused = false
+    /// True between `pauseReading()` and `resumeReading()`.
+    public private(set) var readingPaused = false
     private var waitingForWritable = false
     private var closeError: SocketError?
     private var connectTimer: TimerHandle?

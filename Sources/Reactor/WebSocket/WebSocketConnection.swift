@@ -56,6 +56,11 @@ public final class WebSocketConnection: TCPConnectionDelegate {
     let maskKeys: WebSocketMaskKeyPool?
     private var closeTimer: TimerHandle?
     private var pingTimer: TimerHandle?
+    private var silenceTimer: TimerHandle?
+    /// When a byte last arrived (monotonic ns); time spent with reading paused counts as heard.
+    private var lastHeardNanos: UInt64 = 0
+    /// True when this side dropped the connection because the peer fell silent.
+    public private(set) var droppedForSilence = false
     /// Lets WebSocketClient learn about the end of a connection it made.
     var onClosed: ((WebSocketConnection) -> Void)?
 
@@ -73,7 +78,9 @@ public final class WebSocketConnection: TCPConnectionDelegate {
         maskKeys = role == .client ? WebSocketMaskKeyPool() : nil
         connection.delegate = self
         connection.idleTimeout = configuration.idleTimeout
+        lastHeardNanos = connection.loop.nowNanos
         schedulePing()
+        scheduleSilenceCheck()
     }
 
     /// False while the TCP connection's pending output is above its high-water mark:
@@ -87,6 +94,7 @@ public final class WebSocketConnection: TCPConnectionDelegate {
     // MARK: TCPConnectionDelegate
 
     public func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeMutableRawBufferPointer) -> Int {
+        lastHeardNanos = connection.loop.nowNanos
         var offset = 0
         while offset < bytes.count {
             if inputClosed || !connection.isOpen { return bytes.count }
@@ -257,14 +265,33 @@ public final class WebSocketConnection: TCPConnectionDelegate {
         guard let interval = configuration.pingInterval else { return }
         pingTimer = connection.loop.schedule(in: interval) { [weak self] in
             guard let self, self.state == .open else { return }
-            let idle = self.connection.loop.nowNanos &- self.connection.lastActivityNanos
-            if idle >= interval.nanoseconds { self.sendPing() }
+            // Measured from the last byte *received*: a peer we only write to must still
+            // be asked to answer, or a silence timeout would drop a healthy reader.
+            let unheard = self.connection.loop.nowNanos &- self.lastHeardNanos
+            if unheard >= interval.nanoseconds { self.sendPing() }
             self.schedulePing()
+        }
+    }
+
+    private func scheduleSilenceCheck() {
+        guard let silence = configuration.silenceTimeout else { return }
+        silenceTimer = connection.loop.schedule(in: silence / 4) { [weak self] in
+            guard let self, self.state == .open, self.connection.isOpen else { return }
+            let now = self.connection.loop.nowNanos
+            // A reader that paused itself hears nothing by choice.
+            if self.connection.readingPaused { self.lastHeardNanos = now }
+            if now &- self.lastHeardNanos > silence.nanoseconds {
+                self.droppedForSilence = true
+                self.connection.abort()
+                return
+            }
+            self.scheduleSilenceCheck()
         }
     }
 
     private func cancelTimers() {
         if let timer = closeTimer { connection.loop.cancel(timer); closeTimer = nil }
         if let timer = pingTimer { connection.loop.cancel(timer); pingTimer = nil }
+        if let timer = silenceTimer { connection.loop.cancel(timer); silenceTimer = nil }
     }
 }

@@ -32,8 +32,8 @@ public struct WebSocketConfiguration: Sendable {
     /// Largest message (all fragments together) accepted; larger ones close with 1009
     /// as soon as a frame header announces them, before the payload is buffered.
     public var maxMessageSize: Int
-    /// When set, a ping is sent after this long without any traffic (keeps NATs and proxies
-    /// from dropping quiet connections).
+    /// When set, a ping is sent after this long without anything received (keeps NATs and
+    /// proxies from dropping quiet connections, and gives a silent peer something to answer).
     public var pingInterval: Duration?
     /// How long to wait for the peer's close frame (or, for a client, for the server to
     /// drop TCP) after a close handshake starts, before dropping the connection.
@@ -46,6 +46,11 @@ public struct WebSocketConfiguration: Sendable {
     /// Extra headers a server sends in its `101 Switching Protocols` answer (names and
     /// values must be valid header text: no CR or LF).
     public var responseHeaders: [(name: String, value: String)] = []
+    /// With nothing received this long (no frame, no pong) while reading, the connection
+    /// is dropped (the delegate hears 1006 and `droppedForSilence` is set): a half-open peer
+    /// shows only as silence. Pair it with a shorter `pingInterval`, so a live peer always
+    /// has something to answer. Nil: never.
+    public var silenceTimeout: Duration?
     /// Extra headers a client sends in its upgrade request (e.g. `Authorization`).
     public var requestHeaders: [(name: String, value: String)] = []
     /// A server's check of an upgrade request before it accepts: nil accepts; otherwise
