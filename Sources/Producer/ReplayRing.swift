@@ -124,7 +124,9 @@ final class ReplayRing {
             let next = last + 1
             let nextStart = starts[slot(next)]
             let nextEnd = nextStart + UInt64(lengths[slot(next)])
-            if nextStart != end || nextEnd - start > UInt64(maxBytes) { break }
+            // Contiguous in absolute positions is not enough: a line that ended exactly at
+            // the arena's end is followed by one at its beginning.
+            if nextStart != end || nextStart % UInt64(arenaSize) == 0 || nextEnd - start > UInt64(maxBytes) { break }
             end = nextEnd
             last = next
         }

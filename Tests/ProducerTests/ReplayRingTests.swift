@@ -56,6 +56,26 @@ final class ReplayRingTests: XCTestCase {
         }
     }
 
+    func testARunNeverReadsPastTheArenasEndWhenALineEndsExactlyThere() {
+        let ring = ReplayRing(capacity: 100, arenaSize: 4096)
+        // Lines of exactly 1024 bytes: the fourth ends at the arena's end, the fifth
+        // starts at its beginning, contiguous in absolute positions only.
+        func rest(_ seq: Int) -> String {
+            let fixed = "{\"seq\":\(seq),".utf8.count + "\"event_id\":\"e\(seq)\",\"payload\":\"\"}".utf8.count + 1
+            return "\"event_id\":\"e\(seq)\",\"payload\":\"" + String(repeating: "p", count: 1024 - fixed) + "\"}"
+        }
+        for seq in 1...6 { _ = append(ring, rest(seq)) }
+        XCTAssertEqual(ring.firstSeq, 3)
+        // The run from seq 3 stops with seq 4, the line that ends at the arena's end.
+        XCTAssertEqual(ring.run(from: 3, maxBytes: 1 << 20).lastSeq, 4)
+        var expected = ring.firstSeq
+        for line in lines(ring, from: ring.firstSeq) {
+            XCTAssertTrue(line.hasPrefix("{\"seq\":\(expected),\"event_id\":\"e\(expected)\""), line)
+            expected += 1
+        }
+        XCTAssertEqual(expected, 7)
+    }
+
     func testRunsStopAtTheByteCapButAlwaysHoldOneLine() {
         let ring = ReplayRing(capacity: 100, arenaSize: 64 * 1024)
         for i in 1...10 { _ = append(ring, "\"event_id\":\"e\(i)\",\"payload\":null}") }
