@@ -102,6 +102,8 @@ extension DedupEngine {
 
     private func stored(_ batch: WorkBatch) {
         if batch.stage == .storing { batch.advance(.inserted) }
+        let wall = WallClock.unixMillis()
+        metrics.publishToStored.observe(micros: batch.events.acceptedAt.lazy.filter { $0 > 0 }.map { (wall - $0) * 1_000 })
         let now = loop.nowNanos
         for i in 0..<batch.events.count {
             tracker.finished(batch.events.seqs[i], generation: batch.events.generations[i])

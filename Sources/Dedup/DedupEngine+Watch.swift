@@ -48,6 +48,7 @@ extension DedupEngine {
             self.metrics.inFlightBytes.set(self.inFlightBytes)
             self.metrics.watching.set(self.watch.count)
             self.metrics.watermark.set(Int(clamping: self.tracker.watermark))
+            self.metrics.lag.set(Int(clamping: self.tracker.highest - self.tracker.watermark))
             self.eventLog.tick(now: self.loop.nowNanos)
             self.schedulePoll()
         }

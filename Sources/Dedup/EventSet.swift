@@ -13,6 +13,8 @@ struct EventSet {
     private(set) var payloadIsNull: [Bool] = []
     /// Per-event flag: a claim was sent for it before and its answer never came.
     private(set) var attempted: [Bool] = []
+    /// Per-event accept time at the producer (Unix ms; 0 when the line carried none).
+    private(set) var acceptedAt: [Int64] = []
     /// Per-event numbering generation: the producer's seqs can start over (a new stream),
     /// and an event of an older numbering must not finish a seq of the new one.
     private(set) var generations: [UInt32] = []
@@ -32,6 +34,7 @@ struct EventSet {
         payloadIsNull.reserveCapacity(events)
         attempted.reserveCapacity(events)
         generations.reserveCapacity(events)
+        acceptedAt.reserveCapacity(events)
         bytes.reserveCapacity(byteCount)
     }
 
@@ -44,12 +47,14 @@ struct EventSet {
         payloadIsNull.removeAll(keepingCapacity: true)
         attempted.removeAll(keepingCapacity: true)
         generations.removeAll(keepingCapacity: true)
+        acceptedAt.removeAll(keepingCapacity: true)
     }
 
     /// Appends an event; `id` is the decoded event_id, `payload` the payload's JSON text.
     mutating func append(seq: UInt64, id: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, attempted: Bool = false,
-                         generation: UInt32? = nil) {
+                         generation: UInt32? = nil, acceptedAt: Int64 = 0) {
         seqs.append(seq)
+        self.acceptedAt.append(acceptedAt)
         generations.append(generation ?? self.generation)
         idStarts.append(bytes.count)
         idLengths.append(id.count)
@@ -65,7 +70,8 @@ struct EventSet {
         let flag = attempted ?? other.attempted[index]
         other.withID(index) { id in
             other.withPayload(index) { payload in
-                append(seq: other.seqs[index], id: id, payload: payload, attempted: flag, generation: other.generations[index])
+                append(seq: other.seqs[index], id: id, payload: payload, attempted: flag, generation: other.generations[index],
+                       acceptedAt: other.acceptedAt[index])
             }
         }
     }

@@ -18,6 +18,8 @@ package final class ListenerMetrics: Sendable {
     package let claimFailures: Counter
     package let inFlight: Gauge
     package let inFlightBytes: Gauge
+    package let lag: Gauge
+    package let publishToStored: DurationHistogram
     package let watching: Gauge
     package let watermark: Gauge
 
@@ -38,6 +40,10 @@ package final class ListenerMetrics: Sendable {
         claimFailures = registry.counter("dedup_claim_failures_total", help: "Claim round trips that failed and were retried.")
         inFlight = registry.gauge("dedup_events_in_flight", help: "Events received and not yet finished.")
         inFlightBytes = registry.gauge("dedup_events_in_flight_bytes", help: "Event bytes received and not yet finished (bounded by MAX_IN_FLIGHT_BYTES).")
+        lag = registry.gauge("dedup_stream_lag_events", help: "Highest seq received minus the watermark: events received and not yet finished, in seq terms.")
+        publishToStored = registry.histogram("dedup_publish_to_stored_seconds",
+                                             help: "From the producer's accept time (the line's ts) to this instance's insert completing.",
+                                             bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
         watching = registry.gauge("dedup_events_watching", help: "Events claimed by another instance that this one watches.")
         watermark = registry.gauge("dedup_stream_watermark_seq", help: "Highest seq at or below which everything is finished.")
     }

@@ -40,6 +40,7 @@ enum StreamLineParser {
         var idEscaped = false
         var payload: Range<Int>?
         var gap: (UInt64, UInt64)?
+        var acceptedAt: Int64 = 0
         do {
             let start = json.skipWhitespace(0)
             let end = try json.forEachMember(ofObjectAt: start) { key, valueStart, valueEnd in
@@ -51,6 +52,8 @@ enum StreamLineParser {
                     idEscaped = line[id!].contains(UInt8(ascii: "\\"))
                 } else if json.key(key, equals: "payload") {
                     payload = valueStart..<valueEnd
+                } else if json.key(key, equals: "ts") {
+                    acceptedAt = Int64(clamping: integer(line, valueStart..<valueEnd) ?? 0)
                 } else if json.key(key, equals: "gap") {
                     gap = try gapRange(json, at: valueStart)
                 }
@@ -74,10 +77,10 @@ enum StreamLineParser {
             // refuses, so the event ends in dead_letters, not under another id.
             JSONString.unescape(line, id, into: &scratch, keepingLoneSurrogates: true)
             guard scratch.count <= 255 else { return notice(.malformed(line: number, reason: "event_id longer than 255 bytes")) }
-            scratch.withUnsafeBytes { events.append(seq: seq, id: $0, payload: payloadBytes) }
+            scratch.withUnsafeBytes { events.append(seq: seq, id: $0, payload: payloadBytes, acceptedAt: acceptedAt) }
         } else {
             guard id.count <= 255 else { return notice(.malformed(line: number, reason: "event_id longer than 255 bytes")) }
-            events.append(seq: seq, id: UnsafeRawBufferPointer(rebasing: line[id]), payload: payloadBytes)
+            events.append(seq: seq, id: UnsafeRawBufferPointer(rebasing: line[id]), payload: payloadBytes, acceptedAt: acceptedAt)
         }
     }
 

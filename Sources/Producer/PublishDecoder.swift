@@ -21,13 +21,18 @@ enum PublishDecoder {
     /// PostgreSQL's parser takes, so every reader can walk what we accept.
     static let maxPayloadDepth = 1000
 
-    static func decode(_ body: UnsafeRawBufferPointer, into batch: inout EventBatch) throws {
+    /// `acceptedAtMillis` (Unix ms), when given, leads every event's line as `"ts":N,`:
+    /// the accept time rides in the log and the stream, so a listener can measure
+    /// publish-to-stored latency.
+    static func decode(_ body: UnsafeRawBufferPointer, into batch: inout EventBatch, acceptedAtMillis: Int64? = nil) throws {
         batch.removeAll()
         let json = JSONScanner(body, checksStorable: true)
         let start = json.skipWhitespace(0)
         guard start < body.count else { throw PublishError("body is empty; expected an event object or an array of them") }
         // Ill-formed UTF-8 is found by one fast pass; where it is found the walk names the event.
-        let context = Context(json: json, badUTF8: UTF8Validator.firstInvalidOffset(body))
+        var stamp: [UInt8] = []
+        if let acceptedAtMillis { stamp = Array("\"ts\":\(acceptedAtMillis),".utf8) }
+        let context = Context(json: json, badUTF8: UTF8Validator.firstInvalidOffset(body), stamp: stamp)
         let out = ByteBuffer(capacity: body.count + 64)
         var scratch: [UInt8] = []
         do {
@@ -70,6 +75,8 @@ enum PublishDecoder {
         let json: JSONScanner
         /// Where the body stops being UTF-8, if it does.
         let badUTF8: Int?
+        /// `"ts":N,` or nothing.
+        let stamp: [UInt8]
     }
 
     /// Decodes one event object at `start`; appends its rest to `out`.
@@ -111,6 +118,7 @@ enum PublishDecoder {
         }
         guard let idRange else { throw PublishError("\(which)event_id is missing") }
         let before = out.readableBytes
+        out.write(context.stamp)
         out.write("\"event_id\":" as StaticString)
         if idHasEscapes {
             scratch.removeAll(keepingCapacity: true)

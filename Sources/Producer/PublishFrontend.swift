@@ -53,7 +53,7 @@ final class PublishFrontend {
         }
         let failure = request.body.withUnsafeBytes { body -> PublishError? in
             do {
-                try PublishDecoder.decode(body, into: &batch)
+                try PublishDecoder.decode(body, into: &batch, acceptedAtMillis: WallClock.unixMillis())
                 return nil
             } catch {
                 return error as? PublishError ?? PublishError("malformed body")

@@ -39,11 +39,63 @@ public final class Gauge: Sendable {
     public var current: Int { value.load(ordering: .relaxed) }
 }
 
+/// A Prometheus histogram of durations: cumulative buckets by upper bound, a sum and a
+/// count. Observed a batch at a time under one lock, so the hot path pays one lock per
+/// batch, not per event.
+public final class DurationHistogram: Sendable {
+    public let name: String
+    public let help: String
+    /// Upper bounds in seconds, ascending.
+    public let bounds: [Double]
+    private let boundsMicros: [Int64]
+    private let state: Mutex<(buckets: [Int], sumMicros: Int64, count: Int)>
+
+    init(name: String, help: String, bounds: [Double]) {
+        self.name = name
+        self.help = help
+        self.bounds = bounds
+        boundsMicros = bounds.map { Int64(($0 * 1_000_000).rounded()) }
+        state = Mutex((Array(repeating: 0, count: bounds.count), 0, 0))
+    }
+
+    /// Records durations given in microseconds (negative ones count as zero: clocks of
+    /// two machines may disagree a little).
+    public func observe(micros: some Sequence<Int64>) {
+        state.withLock { state in
+            for value in micros {
+                let v = max(value, 0)
+                if let bucket = boundsMicros.firstIndex(where: { v <= $0 }) { state.buckets[bucket] += 1 }
+                state.sumMicros += v
+                state.count += 1
+            }
+        }
+    }
+
+    /// Observations so far.
+    public var count: Int { state.withLock { $0.count } }
+
+    func render(labels inner: String) -> String {
+        let (buckets, sumMicros, count) = state.withLock { ($0.buckets, $0.sumMicros, $0.count) }
+        let prefix = inner.isEmpty ? "" : inner + ","
+        var out = "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+        var cumulative = 0
+        for (bound, n) in zip(bounds, buckets) {
+            cumulative += n
+            out += "\(name)_bucket{\(prefix)le=\"\(bound)\"} \(cumulative)\n"
+        }
+        out += "\(name)_bucket{\(prefix)le=\"+Inf\"} \(count)\n"
+        let braces = inner.isEmpty ? "" : "{\(inner)}"
+        out += "\(name)_sum\(braces) \(Double(sumMicros) / 1_000_000)\n\(name)_count\(braces) \(count)\n"
+        return out
+    }
+}
+
 /// The metrics of one process, rendered in the Prometheus text exposition format
 /// (version 0.0.4) with the same labels on every series.
 public final class MetricsRegistry: Sendable {
     private let labels: String
     private let entries = Mutex<[(kind: String, name: String, help: String, read: @Sendable () -> Int)]>([])
+    private let histograms = Mutex<[DurationHistogram]>([])
 
     /// `labels` are attached to every series, e.g. `["instance": "listener-a"]`.
     public init(labels: [(String, String)] = []) {
@@ -70,6 +122,13 @@ public final class MetricsRegistry: Sendable {
         entries.withLock { $0.append(("gauge", name, help, read)) }
     }
 
+    /// Registers a histogram of durations with `bounds` (seconds, ascending).
+    public func histogram(_ name: String, help: String, bounds: [Double]) -> DurationHistogram {
+        let histogram = DurationHistogram(name: name, help: help, bounds: bounds)
+        histograms.withLock { $0.append(histogram) }
+        return histogram
+    }
+
     /// The text exposition of every metric.
     public func render() -> String {
         var out = ""
@@ -77,6 +136,8 @@ public final class MetricsRegistry: Sendable {
             out += "# HELP \(entry.name) \(entry.help)\n# TYPE \(entry.name) \(entry.kind)\n"
             out += "\(entry.name)\(labels) \(entry.read())\n"
         }
+        let inner = labels.isEmpty ? "" : String(labels.dropFirst().dropLast())
+        for histogram in histograms.withLock({ $0 }) { out += histogram.render(labels: inner) }
         return out
     }
 

@@ -44,6 +44,15 @@ final class ProducerHarness {
 
 func freeTCPPort() -> Int { TestServers.freePort() }
 
+/// A stream line without its `"ts":N,` (the accept time, which differs every run), and
+/// that time: tests compare the rest of the line byte for byte.
+func withoutAcceptTime(_ line: String) -> (line: String, ts: Int64?) {
+    guard let start = line.range(of: ",\"ts\":") else { return (line, nil) }
+    let digits = line[start.upperBound...].prefix { $0.isNumber }
+    let end = line.index(start.upperBound, offsetBy: digits.count)
+    return (String(line[..<start.lowerBound]) + "," + String(line[line.index(after: end)...]), Int64(digits))
+}
+
 /// A WebSocket subscriber that records every line the producer sends.
 final class Recorder: WebSocketClientDelegate {
     var lines: [String] = []
@@ -64,9 +73,16 @@ final class Recorder: WebSocketClientDelegate {
 
     func webSocketDidOpen(_ socket: WebSocketConnection) { opened = true }
 
+    /// The accept times (`ts`, Unix ms) of the event lines, in order.
+    var acceptTimes: [Int64] = []
+
     func webSocket(_ socket: WebSocketConnection, didReceiveMessage opcode: WebSocketOpcode, bytes: UnsafeRawBufferPointer) {
         frames += 1
-        lines += String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
+            let (rest, ts) = withoutAcceptTime(String(line))
+            lines.append(rest)
+            if let ts { acceptTimes.append(ts) }
+        }
     }
 
     func webSocketDidClose(_ socket: WebSocketConnection, code: WebSocketCloseCode, reason: String) { closeCode = code }

@@ -33,6 +33,23 @@ final class PublishAndBroadcastTests: XCTestCase {
         XCTAssertEqual(subscriber.lines.last, "{\"seq\":11,\"event_id\":\"b3\",\"payload\":null}")
     }
 
+    func testEveryLineCarriesTheProducersAcceptTime() throws {
+        let producer = try ProducerHarness()
+        let loop = try EventLoop()
+        let subscriber = try Recorder(loop: loop, port: producer.wsPort)
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { subscriber.opened })
+        let before = WallClock.unixMillis()
+        let publisher = try Publisher(loop: loop, port: producer.httpPort)
+        publisher.post("[{\"event_id\":\"t1\"},{\"event_id\":\"t2\"}]")
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { subscriber.acceptTimes.count == 2 })
+        let after = WallClock.unixMillis()
+        for ts in subscriber.acceptTimes { XCTAssertTrue((before...after).contains(ts), "\(ts) not in \(before)...\(after)") }
+        // Replayed from the ring or the log, a line keeps the time it was accepted at.
+        let late = try Recorder(loop: loop, port: producer.wsPort, fromSeq: 0)
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { late.acceptTimes.count == 2 })
+        XCTAssertEqual(late.acceptTimes, subscriber.acceptTimes)
+    }
+
     func testASubscriberMessageLongerThanAControlFrameClosesItsConnection() throws {
         let producer = try ProducerHarness()
         let loop = try EventLoop()
@@ -78,7 +95,7 @@ final class PublishAndBroadcastTests: XCTestCase {
         asyncio.run(main())
         """
         let out = try runPython(script, arguments: ["ws://127.0.0.1:\(producer.wsPort)/?from_seq=0"])
-        let lines = out.split(separator: "\n").map(String.init)
+        let lines = out.split(separator: "\n").map { withoutAcceptTime(String($0)).line }
         XCTAssertEqual(lines.count, 20)
         for i in 0..<20 {
             XCTAssertEqual(lines[i], "{\"seq\":\(i + 1),\"event_id\":\"py-\(i)\",\"payload\":{\"i\":\(i),\"s\":\"ü\"}}")

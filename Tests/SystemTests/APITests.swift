@@ -51,10 +51,25 @@ final class APITests: XCTestCase {
         let listener = try system.startListener("metrics-1")
         let text = try httpGet(port: listener.port, path: "/metrics").body
         for counter in ["dedup_events_received_total", "dedup_events_claimed_total", "dedup_events_duplicate_total",
-                        "dedup_events_processed_total", "dedup_events_stored_total", "dedup_events_recovered_total"] {
+                        "dedup_events_processed_total", "dedup_events_stored_total", "dedup_events_recovered_total",
+                        "dedup_events_dead_lettered_total"] {
             XCTAssertTrue(text.contains("# TYPE \(counter) counter"), counter)
             XCTAssertTrue(text.contains("\(counter){instance=\"metrics-1\"} "), counter)
         }
+    }
+
+    func testStoredEventsFillThePublishToStoredHistogram() throws {
+        let system = try SystemHarness()
+        try system.startProducer()
+        let listener = try system.startListener("latency-1")
+        try system.publish("[" + (1...20).map { "{\"event_id\":\"lat-\($0)\"}" }.joined(separator: ",") + "]")
+        XCTAssertTrue(waitUntil(10) { (try? system.rowCount(prefix: "lat-")) == 20 })
+        XCTAssertTrue(waitUntil(5) { system.metric("latency-1", "dedup_publish_to_stored_seconds_count") == 20 })
+        let text = try httpGet(port: listener.port, path: "/metrics").body
+        XCTAssertTrue(text.contains("# TYPE dedup_publish_to_stored_seconds histogram"))
+        XCTAssertTrue(text.contains("dedup_publish_to_stored_seconds_bucket{instance=\"latency-1\",le=\"+Inf\"} 20"), text)
+        XCTAssertTrue(text.contains("dedup_publish_to_stored_seconds_bucket{instance=\"latency-1\",le=\"30.0\"} 20"), text)
+        XCTAssertTrue(text.contains("dedup_stream_lag_events{instance=\"latency-1\"} "), text)
     }
 
     func testSIGTERMFinishesInFlightWorkAndExitsZero() throws {

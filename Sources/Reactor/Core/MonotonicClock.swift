@@ -17,3 +17,14 @@ extension Duration {
         return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
     }
 }
+
+/// Wall-clock time, for timestamps that cross processes (a producer's accept time read by
+/// a listener): never for timers.
+public enum WallClock {
+    /// Milliseconds since the Unix epoch, CLOCK_REALTIME.
+    public static func unixMillis() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000 + Int64(ts.tv_nsec / 1_000_000)
+    }
+}
