@@ -11,7 +11,7 @@ enum StreamNotice: Equatable {
 /// Parses the producer's text frames (one JSON object per line) in place into events:
 /// no Foundation, no String per event; ids are unescaped only when they contain escapes.
 /// Bad lines are reported and skipped; the rest of the frame still counts.
-enum StreamLineParser {
+package enum StreamLineParser {
     static func parse(_ frame: UnsafeRawBufferPointer, into events: inout EventSet, scratch: inout [UInt8],
                       notice: (StreamNotice) -> Void) {
         var lineStart = 0
@@ -87,7 +87,7 @@ enum StreamLineParser {
     private static let nullLiteral: StaticString = "null"
 
     /// A non-negative decimal integer token, or nil.
-    static func integer(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> UInt64? {
+    package static func integer(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> UInt64? {
         guard !range.isEmpty, range.count <= 19 else { return nil }
         var value: UInt64 = 0
         for i in range {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import Glibc
 import Logging
 import Dedup
 import Reactor
@@ -26,7 +26,10 @@ struct ListenerSettings {
     var host = "0.0.0.0"
 
     static var defaultInstanceID: String {
-        "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "\(host)-\(getpid())"
     }
 }
 

@@ -152,9 +152,15 @@ final class ProducerLink: WebSocketClientDelegate {
     private func firstSeq(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
         var end = 0
         while end < bytes.count && bytes[end] != 0x0A { end += 1 }
-        let line = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[0..<end]), as: UTF8.self)
-        guard let range = line.range(of: "\"seq\":") else { return nil }
-        return UInt64(line[range.upperBound...].drop { $0 == " " }.prefix { $0.isNumber })
+        let line = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
+        let key = Array("\"seq\":".utf8)
+        guard line.count >= key.count,
+              let at = (0...(line.count - key.count)).first(where: { line[$0..<($0 + key.count)].elementsEqual(key) }) else { return nil }
+        var start = at + key.count
+        while start < line.count && line[start] == UInt8(ascii: " ") { start += 1 }
+        var stop = start
+        while stop < line.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(line[stop]) { stop += 1 }
+        return StreamLineParser.integer(line, start..<stop)
     }
 
     func stop() { client?.close(code: .goingAway, reason: "listener stopping") }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import Glibc
 import ServiceKit
 
 Signals.prepare()
@@ -8,7 +8,8 @@ do {
     var command = try ListenerOptions.parseAsRoot()
     try command.run()
 } catch let error as SettingError {
-    FileHandle.standardError.write(Data("listener: \(error)\n".utf8))
+    let line = Array("listener: \(error)\n".utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     exit(2)
 } catch {
     ListenerOptions.exit(withError: error)
