@@ -94,7 +94,7 @@ final class E2ERun {
         print("  logs in \(dir)")
         let sql = try BenchSQL(url: postgres.url)
         let collation = try sql.query("SHOW lc_collate").string(0, 0) ?? "?"
-        print("  postgres database collation: \(collation) (initdb's default from the environment; event_id is TEXT PRIMARY KEY)")
+        print("  postgres database collation: \(collation) (initdb's default from the environment; event_id itself is TEXT COLLATE \"C\" PRIMARY KEY)")
         outcome.header += "\nPostgreSQL \(postgres.version): \(BenchPostgresServer.settingsDescription), lc_collate \(collation); "
             + "redis-server \(BenchRedisServer.version()): no persistence"
         let system = E2ESystem(binaries: binaries, dir: dir, redisURL: redis.url, databaseURL: postgres.url)
