@@ -6,7 +6,8 @@ import XCTest
 /// The `monitoring` compose profile's files (monitoring/), checked for real with Debian's
 /// `prometheus` package (scripts/install-deps installs it):
 /// 1. `promtool check config` and `promtool check rules` on the files as they are (the
-///    Docker DNS names are only checked for syntax);
+///    Docker DNS names are only checked for syntax), and `promtool test rules` on
+///    monitoring/alerts-test.yml, which makes every alert fire on synthetic series;
 /// 2. the Grafana dashboard JSON, statically (Grafana itself cannot run here);
 /// 3. a real Prometheus scraping a real producer and three listeners (listener-a,
 ///    listener-b and one replica of the scalable `listener`) with a config derived from
@@ -50,6 +51,22 @@ final class MonitoringTests: XCTestCase {
         XCTAssertEqual(rulesStatus, 0, "promtool check rules:\n\(rulesOut)")
         let count = rulesOut.firstMatch(of: #/SUCCESS: (\d+) rules found/#).flatMap { Int($0.1) }
         XCTAssertEqual(count, try Self.alertRules().count, rulesOut)
+    }
+
+    /// monitoring/alerts-test.yml: every alert fires on synthetic series that call for it
+    /// (and not on its healthy neighbours), evaluated by promtool's rule unit tests.
+    func testEveryAlertRuleFiresInPromtoolsUnitTests() throws {
+        let promtool = try tools().promtool
+        let testFile = Self.monitoring + "/alerts-test.yml"
+        let (status, out) = try TestServers.run(promtool, ["test", "rules", testFile])
+        XCTAssertEqual(status, 0, "promtool test rules:\n\(out)")
+        let script = """
+        import json, sys, yaml
+        doc = yaml.safe_load(open(sys.argv[1]))
+        print(json.dumps(sorted({t["alertname"] for test in doc["tests"] for t in test.get("alert_rule_test") or [] if t.get("exp_alerts")})))
+        """
+        let fired = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try runPython(script, arguments: [testFile]).utf8)) as? [String])
+        XCTAssertEqual(Set(fired), Set(try Self.alertRules().map(\.name)), "alerts with no unit test that makes them fire")
     }
 
     // MARK: 2. The dashboard, statically
