@@ -144,7 +144,10 @@ final class MonitoringTests: XCTestCase {
                                                         "--web.listen-address=127.0.0.1:\(port)", "--storage.tsdb.retention.time=1h",
                                                         "--log.level=warn"],
                                             log: dir + "/prometheus.log", environment: [:], port: port)
-        defer { prometheus.kill() }
+        defer {
+            prometheus.kill()
+            try? FileManager.default.removeItem(atPath: dir + "/data")  // the TSDB; the config and log stay for a look
+        }
         let api = PrometheusAPI(port: port)
         XCTAssertTrue(waitUntil(30) { api.status("/-/ready") == 200 }, "prometheus not ready:\n\(prometheus.logTail(20))")
 
