@@ -28,6 +28,13 @@ What it checks:
             with those packages' dependencies), the Swift runtime copied from the build
             stage (or a static stdlib), a non-root USER, a HEALTHCHECK on /health.
   .dockerignore keeps .build/ and .build-*/ out, and keeps what Package.swift needs in.
+  monitoring the `monitoring` profile: prometheus and grafana services on pinned release tags
+            of prom/prometheus and grafana/grafana, only in that profile; the config, rule
+            files and Grafana provisioning mounted from monitoring/ where the programs read
+            them; every producer and listener service scraped through Docker's DNS (type A,
+            its service name) on its own port setting, every DNS name a service; the data
+            source URL is the prometheus service's port; the dashboard provider's path is
+            the mounted dashboards folder and every panel uses a provisioned data source uid.
 """
 import fnmatch
 import functools
@@ -61,6 +68,10 @@ SETTINGS = {
 DEFAULT_PORTS = {"HTTP_PORT": 3005, "WS_PORT": 8080, "PORT": 3000}
 # Host ports the README promises.
 EXPECTED_HOST_PORTS = {"producer": [3005, 8080], "listener-a": [3000], "listener-b": [3001]}
+# The monitoring profile's services and their images (Docker Hub repositories).
+MONITORING_IMAGES = {"prometheus": "prom/prometheus", "grafana": "grafana/grafana"}
+# A released version: prom/prometheus tags are vX.Y.Z, grafana/grafana tags X.Y.Z.
+MONITORING_TAGS = {"prometheus": r"^v(\d+)\.(\d+)\.(\d+)$", "grafana": r"^(\d+)\.(\d+)\.(\d+)$"}
 POSTGRES_IMAGE_ENV = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_HOST_AUTH_METHOD",
                       "POSTGRES_INITDB_ARGS", "POSTGRES_INITDB_WALDIR", "PGDATA"}
 
@@ -339,6 +350,8 @@ def semantic_check(services, bindir):
                      "ports": [[h, c] for h, c in ports], "profiles": svc.get("profiles") or []}
         if name in ("redis", "postgres"):
             pass
+        elif image_repo(svc.get("image")) in MONITORING_IMAGES.values():
+            continue  # Prometheus and Grafana: monitoring_check
         elif program is None:
             fail(f"compose: {name}: command {command} runs neither producer nor listener")
             continue
@@ -433,6 +446,214 @@ def semantic_check(services, bindir):
             check("producer" in deps, f"compose: {name} depends on the producer")
     ok("compose: services and wiring checked")
     return out
+
+
+# ------------------------------------------------------------------ monitoring
+
+def image_repo(image):
+    """'prom/prometheus' of 'prom/prometheus:v2.53.3' (a docker.io/ prefix dropped)."""
+    image = str(image or "")
+    image = re.sub(r"^(docker\.io/|index\.docker\.io/)", "", image).split("@")[0]
+    last = image.rsplit("/", 1)[-1]
+    return image[: len(image) - len(last)] + last.split(":")[0]
+
+
+def image_tag(image):
+    last = str(image or "").split("@")[0].rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else None
+
+
+def bind_mounts(svc):
+    """{container path: repository path} of the service's ./ bind mounts."""
+    out = {}
+    for vol in svc.get("volumes") or []:
+        if isinstance(vol, str):
+            parts = vol.split(":")
+            if len(parts) >= 2 and parts[0].startswith("./"):
+                out[parts[1].rstrip("/")] = os.path.normpath(os.path.join(ROOT, parts[0]))
+    return out
+
+
+def resolve_mount(mounts, path):
+    """The repository file or folder a container path is, through the bind mounts."""
+    path = os.path.normpath(path)
+    for target, source in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
+        if path == target:
+            return source
+        if path.startswith(target + "/"):
+            return os.path.join(source, path[len(target) + 1:])
+    return None
+
+
+def flag_value(command, flag):
+    for i, word in enumerate(command or []):
+        if word.startswith(flag + "="):
+            return word.split("=", 1)[1]
+        if word == flag and i + 1 < len(command):
+            return command[i + 1]
+    return None
+
+
+def load_yaml(path, what):
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        fail(f"monitoring: {what} {path} cannot be read: {e}")
+        return None
+
+
+def debian_prometheus_version():
+    """(major, minor) of Debian's promtool, which the tests run; None when not installed."""
+    try:
+        out = subprocess.run(["promtool", "--version"], capture_output=True, text=True, timeout=30)
+    except OSError:
+        return None
+    m = re.search(r"version (\d+)\.(\d+)\.", out.stdout + out.stderr)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def monitoring_check(services, dedup):
+    """The `monitoring` profile: Prometheus and Grafana, wired to the dedup services."""
+    found = {role: [n for n, s in services.items() if image_repo(s.get("image")) == repo]
+             for role, repo in MONITORING_IMAGES.items()}
+    for role, names in found.items():
+        check(names == [role], f"monitoring: one {MONITORING_IMAGES[role]} service named {role} (found {names})")
+    if found["prometheus"] != ["prometheus"] or found["grafana"] != ["grafana"]:
+        return
+    prom, graf = services["prometheus"], services["grafana"]
+    for role, svc in (("prometheus", prom), ("grafana", graf)):
+        check((svc.get("profiles") or []) == ["monitoring"], f"monitoring: {role} runs only in the monitoring profile")
+        tag = image_tag(svc.get("image"))
+        m = re.match(MONITORING_TAGS[role], tag or "")
+        check(m is not None, f"monitoring: {role} image is a pinned release tag of {MONITORING_IMAGES[role]} ({svc.get('image')})")
+        if role == "prometheus" and m is not None:
+            debian = debian_prometheus_version()
+            if debian is not None:
+                check((int(m.group(1)), int(m.group(2))) >= debian and int(m.group(1)) == debian[0],
+                      f"monitoring: the prometheus image ({tag}) is the major version the tests run (Debian's {debian[0]}.{debian[1]}) or a later minor")
+        check(bool((svc.get("healthcheck") or {}).get("test")), f"monitoring: {role} has a healthcheck")
+        check(bool(svc.get("restart")), f"monitoring: {role} has a restart policy")
+    for name, info in dedup.items():
+        if info.get("program") in ("producer", "listener"):
+            check("monitoring" not in info.get("profiles", []), f"monitoring: {name} does not need the monitoring profile")
+
+    # Host ports: no two services publish the same one (Grafana's own 3000 is a listener's).
+    seen = {}
+    for name, svc in services.items():
+        for host, _ in parse_ports(svc.get("ports")):
+            if host is not None:
+                check(host not in seen, f"monitoring: host port {host} is published by one service only ({name}" + (f" and {seen[host]})" if host in seen else ")"))
+                seen[host] = name
+
+    # Prometheus: config and rules mounted where it reads them; its port.
+    command = as_list(prom.get("command")) or []
+    mounts = bind_mounts(prom)
+    config_path = flag_value(command, "--config.file") or "/etc/prometheus/prometheus.yml"
+    config_file = resolve_mount(mounts, config_path)
+    if not check(config_file is not None and os.path.isfile(config_file),
+                 f"monitoring: prometheus --config.file {config_path} is a mounted repository file ({config_file})"):
+        return
+    check(os.path.relpath(config_file, ROOT) == "monitoring/prometheus.yml",
+          f"monitoring: prometheus reads monitoring/prometheus.yml ({os.path.relpath(config_file, ROOT)})")
+    listen = flag_value(command, "--web.listen-address") or ":9090"
+    prom_port = int(listen.rsplit(":", 1)[1])
+    check(prom_port in [c for _, c in parse_ports(prom.get("ports"))],
+          f"monitoring: prometheus publishes its --web.listen-address port {prom_port}")
+    check(f"127.0.0.1:{prom_port}/" in " ".join(as_list((prom.get("healthcheck") or {}).get("test")) or []),
+          f"monitoring: prometheus healthcheck asks its own port {prom_port}")
+    config = load_yaml(config_file, "Prometheus config")
+    if not isinstance(config, dict):
+        fail("monitoring: monitoring/prometheus.yml is not a mapping")
+        return
+    rule_files = config.get("rule_files") or []
+    check(bool(rule_files), "monitoring: prometheus.yml loads rule files")
+    for rule in rule_files:
+        in_container = rule if rule.startswith("/") else os.path.join(os.path.dirname(config_path), rule)
+        host_file = resolve_mount(mounts, in_container)
+        check(host_file is not None and os.path.isfile(host_file),
+              f"monitoring: rule file {rule} ({in_container} in the container) is mounted from the repository ({host_file})")
+
+    # Scrape jobs: every producer and listener service through Docker DNS on its port.
+    expected = {}
+    for name, info in dedup.items():
+        env = info.get("environment") or {}
+        if info.get("program") == "producer":
+            expected[name] = int(env.get("HTTP_PORT", DEFAULT_PORTS["HTTP_PORT"]))
+        elif info.get("program") == "listener":
+            expected[name] = int(env.get("PORT", DEFAULT_PORTS["PORT"]))
+    scraped = {}
+    for job in config.get("scrape_configs") or []:
+        jname = job.get("job_name")
+        check(job.get("metrics_path", "/metrics") == "/metrics", f"monitoring: job {jname} scrapes /metrics")
+        check(not job.get("static_configs"), f"monitoring: job {jname} finds its targets through Docker's DNS, not static addresses")
+        for sd in job.get("dns_sd_configs") or []:
+            check(sd.get("type") == "A", f"monitoring: job {jname} dns_sd_configs type A (Docker's DNS answers A records per container)")
+            for dns_name in sd.get("names") or []:
+                if not check(dns_name in expected, f"monitoring: job {jname} DNS name {dns_name} is a producer or listener service"):
+                    continue
+                check(sd.get("port") == expected[dns_name],
+                      f"monitoring: job {jname} scrapes {dns_name} on its port setting {expected[dns_name]} (config: {sd.get('port')})")
+                scraped.setdefault(dns_name, []).append(jname)
+                if dedup[dns_name].get("program") == "listener":
+                    check(job.get("honor_labels") is True,
+                          f"monitoring: job {jname} keeps the listener's own instance label (honor_labels: true)")
+    for name in expected:
+        check(len(scraped.get(name, [])) == 1, f"monitoring: service {name} is scraped by exactly one job ({scraped.get(name, [])})")
+
+    # Grafana: provisioning mounted; the data source is the prometheus service; dashboards.
+    gmounts = bind_mounts(graf)
+    prov = resolve_mount(gmounts, "/etc/grafana/provisioning")
+    if not check(prov is not None and os.path.isdir(prov),
+                 f"monitoring: grafana gets /etc/grafana/provisioning from the repository ({prov})"):
+        return
+    uids = set()
+    ds_dir = os.path.join(prov, "datasources")
+    ds_files = sorted(f for f in os.listdir(ds_dir) if f.endswith((".yml", ".yaml"))) if os.path.isdir(ds_dir) else []
+    check(bool(ds_files), "monitoring: grafana provisioning has a data source file")
+    for f in ds_files:
+        doc = load_yaml(os.path.join(ds_dir, f), "Grafana data source")
+        for ds in (doc or {}).get("datasources") or []:
+            uids.add(ds.get("uid"))
+            check(ds.get("type") == "prometheus" and ds.get("access", "proxy") == "proxy" and bool(ds.get("uid")),
+                  f"monitoring: data source {ds.get('name')} is a Prometheus one with a uid, queried by Grafana's server (access proxy)")
+            u = parse_url(str(ds.get("url", "")))
+            check(u is not None and u["host"] == "prometheus" and u["port"] is not None and int(u["port"]) == prom_port,
+                  f"monitoring: data source {ds.get('name')} URL is the prometheus service on {prom_port} ({ds.get('url')})")
+            interval = (ds.get("jsonData") or {}).get("timeInterval")
+            check(interval == config.get("global", {}).get("scrape_interval"),
+                  f"monitoring: data source timeInterval {interval} is prometheus.yml's scrape_interval")
+    db_dir = os.path.join(prov, "dashboards")
+    db_files = sorted(f for f in os.listdir(db_dir) if f.endswith((".yml", ".yaml"))) if os.path.isdir(db_dir) else []
+    check(bool(db_files), "monitoring: grafana provisioning has a dashboard provider file")
+    dashboards = []
+    for f in db_files:
+        doc = load_yaml(os.path.join(db_dir, f), "Grafana dashboard provider")
+        for provider in (doc or {}).get("providers") or []:
+            path = (provider.get("options") or {}).get("path", "")
+            folder = resolve_mount(gmounts, path)
+            jsons = sorted(j for j in os.listdir(folder) if j.endswith(".json")) if folder and os.path.isdir(folder) else []
+            check(bool(jsons), f"monitoring: dashboard provider {provider.get('name')} path {path} is a mounted folder with dashboards ({folder})")
+            dashboards += [os.path.join(folder, j) for j in jsons]
+    home = dedup.get("grafana", {}).get("environment", {}).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home:
+        check(resolve_mount(gmounts, home) in dashboards, f"monitoring: the home dashboard {home} is a provisioned dashboard")
+    for path in dashboards:
+        try:
+            dash = json.load(open(path))
+        except (OSError, ValueError) as e:
+            fail(f"monitoring: dashboard {path} is not valid JSON: {e}")
+            continue
+        bad = []
+        for panel in dash.get("panels") or []:
+            for p in [panel] + list(panel.get("panels") or []):
+                if p.get("type") == "row":
+                    continue
+                for ds in [p.get("datasource")] + [t.get("datasource") for t in p.get("targets") or []]:
+                    if not isinstance(ds, dict) or ds.get("uid") not in uids:
+                        bad.append(f"{p.get('title')}: {ds}")
+        check(not bad, f"monitoring: every panel of {os.path.basename(path)} uses a provisioned data source uid {sorted(uids)} ({bad})")
+    ok("monitoring: profile checked")
 
 
 # ------------------------------------------------------------------ Dockerfile
@@ -703,6 +924,7 @@ def main():
             doc = interpolate_tree(raw, env, "compose")
             if isinstance(doc, dict) and isinstance(doc.get("services"), dict):
                 services = semantic_check(doc["services"], bindir)
+                monitoring_check(doc["services"], services)
     dockerfile_check(bindir)
     dockerignore_check()
 

@@ -67,6 +67,20 @@ final class ContainerConfigTests: XCTestCase {
         XCTAssertEqual(services["listener-b"]?.ports.first?.first ?? nil, 3001)
     }
 
+    /// The `monitoring` profile (Prometheus, Grafana) is wired to the services: scrape
+    /// ports are the services' port settings, files mounted where the programs read them
+    /// (MonitoringTests runs the config itself against real processes).
+    func testMonitoringProfileIsWiredToTheServices() throws {
+        let report = try checked("monitoring:")
+        XCTAssertEqual(report.services["prometheus"]?.profiles, ["monitoring"])
+        XCTAssertEqual(report.services["grafana"]?.profiles, ["monitoring"])
+        for name in ["producer", "listener-a", "listener-b", "listener"] {
+            XCTAssertTrue(report.passed.contains { $0.hasPrefix("monitoring: service \(name) is scraped by exactly one job") },
+                          "\(name) is not scraped")
+        }
+        XCTAssertTrue(report.passed.contains("monitoring: profile checked"))
+    }
+
     // MARK: 2. Dockerfile and .dockerignore
 
     func testDockerfileRuntimeStageHasEveryLibraryTheBinariesLoad() throws {
