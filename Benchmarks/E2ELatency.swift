@@ -26,6 +26,8 @@ extension E2ERun {
         let latency = try pass(PassPlan(name: "latency", events: latencyEvents, rate: rate, measureLatency: true), on: setup)
         let histogram = latency.latency ?? latencyHistogram()
         func ms(_ p: Double) -> Double { Double(histogram.valueAtPercentile(p)) / 1000 }
+        outcome.storedSeries.append(("latency", latency.storedOverTime))
+        outcome.latencyCurve = E2EChart.percentiles.map { ($0, ms($0)) }
         let p99 = ms(99)
         outcome.suites.append(SuiteResult(
             name: "e2e_latency",

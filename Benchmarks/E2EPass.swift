@@ -31,6 +31,8 @@ struct PassResult {
     var latency: Histogram<UInt64>?
     /// p99 publish -> stored of the events published in each second of the pass, ms.
     var p99PerSecond: [Double] = []
+    /// Rows stored (summed over the listeners) against seconds since the pass began.
+    var storedOverTime: [(seconds: Double, stored: Int)] = []
     // Cost.
     var producerPeakRSS = 0
     var listenerPeakRSS: [Int] = []
@@ -180,6 +182,7 @@ extension E2ERun {
             if let metrics = producer.metrics() { published = metrics["dedup_producer_published_total"] ?? published }
             stored = listeners.reduce(0) { $0 + Int($1.metrics()?["dedup_events_stored_total"] ?? 0) }
             line.update(progress(), nowNanos: monotonicNanos())
+            result.storedOverTime.append((monotonicSeconds() - wallStart, stored))
             if let floodEnded, stored >= result.distinct {
                 line.update(progress(), nowNanos: monotonicNanos(), final: true)
                 return floodEnded

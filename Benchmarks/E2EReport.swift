@@ -8,6 +8,10 @@ struct E2EOutcome {
     var checksPassed = true
     var failures: [String] = []
     var header = ""
+    /// Stored rows over time, per pass, for the picture.
+    var storedSeries: [(pass: String, samples: [(seconds: Double, stored: Int)])] = []
+    /// Publish -> stored latency by percentile (ms), for the picture.
+    var latencyCurve: [(percentile: Double, ms: Double)] = []
 
     mutating func row(_ phase: String, _ label: String, _ value: String, bar: String = "") {
         table.append((phase, label, value, bar))

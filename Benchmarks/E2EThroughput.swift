@@ -11,6 +11,7 @@ extension E2ERun {
                          into outcome: inout E2EOutcome) throws -> PassResult {
         print("-- throughput: \(events) events as fast as the system takes them (synchronous_commit=off) --")
         let throughput = try pass(PassPlan(name: "throughput", events: events, counter: counter), on: setup)
+        outcome.storedSeries.append(("throughput", throughput.storedOverTime))
         let ratio = ceiling > 0 ? throughput.distinctPerSecond / ceiling : 0
         let fastEnough = throughput.distinctPerSecond >= distinctPerSecondBar
         outcome.suites.append(SuiteResult(
@@ -38,6 +39,7 @@ extension E2ERun {
         let setting = try BenchSQL(url: durableURL).query("SHOW synchronous_commit").string(0, 0) ?? "?"
         guard setting == "on" else { throw TestServerError.failed("the durable URL gives synchronous_commit=\(setting), not on") }
         let durable = try pass(PassPlan(name: "durable", events: durableEvents, databaseURL: durableURL), on: setup)
+        outcome.storedSeries.append(("durable", durable.storedOverTime))
         outcome.suites.append(SuiteResult(name: "e2e_durable", figures: passFigures(durable),
                                           notes: passNotes(durable, "synchronous_commit=on (the default) for the listeners' sessions")))
         outcome.row("durable", "distinct events stored/s, synchronous_commit=on", fmtRate(durable.distinctPerSecond))

@@ -118,6 +118,12 @@ e2e?.printTable()
 do {
     let path = try report.write(to: options.output)
     print("\nwrote \(path)")
+    if let e2e, !e2e.storedSeries.isEmpty {
+        let picture = options.output + "/latest.svg"
+        try E2EChart.svg(e2e, title: "dedup e2e: " + e2e.header.split(separator: "\n").first.map(String.init)!)
+            .write(toFile: picture, atomically: true, encoding: .utf8)
+        print("wrote \(picture)")
+    }
 } catch {
     fail("cannot write the JSON report: \(error)")
 }

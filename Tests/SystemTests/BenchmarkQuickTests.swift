@@ -43,6 +43,12 @@ final class BenchmarkQuickTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0, output)
         XCTAssertTrue(output.contains("exactly-once checks: all passed"), output)
 
+        // The picture beside the report: one curve per pass and the latency curve.
+        let svg = try String(contentsOfFile: out + "/report/latest.svg", encoding: .utf8)
+        XCTAssertTrue(svg.hasPrefix("<svg"), svg)
+        XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 4, svg)
+        for label in ["throughput", "latency", "durable", "p99"] { XCTAssertTrue(svg.contains(label), label) }
+
         let data = try Data(contentsOf: URL(fileURLWithPath: out + "/report/latest.json"))
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         XCTAssertNotNil(json["commit"])
