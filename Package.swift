@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "producer", targets: ["Producer"]),
         .executable(name: "listener", targets: ["Listener"]),
         .executable(name: "Benchmarks", targets: ["Benchmarks"]),
+        .executable(name: "Chaos", targets: ["Chaos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -71,6 +72,11 @@ let package = Package(
             dependencies: ["Reactor", "Dedup", "EventLog", "ServiceKit", "CAllocCounter", "TestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Benchmarks"
         ),
+        .executableTarget(
+            name: "Chaos",
+            dependencies: ["Reactor", "TestSupport"],
+            path: "Chaos"
+        ),
         .target(
             name: "TestSupport",
             dependencies: ["Reactor"],
@@ -95,6 +101,11 @@ let package = Package(
             name: "EventLogTests",
             dependencies: ["EventLog", .product(name: "Logging", package: "swift-log")],
             path: "Tests/EventLogTests"
+        ),
+        .testTarget(
+            name: "ChaosTests",
+            dependencies: ["Chaos", "TestSupport"],
+            path: "Tests/ChaosTests"
         ),
         .testTarget(
             name: "ReactorTests",

@@ -148,6 +148,10 @@ public final class RedisTestServer: @unchecked Sendable {
         guard TestServers.waitForPort(port) else { throw TestServerError.failed("redis-server did not listen on \(port)") }
     }
 
+    /// True while the server process started by `start()` lives (false once it died by
+    /// itself, or after `stop()`).
+    public var isRunning: Bool { process?.isRunning ?? false }
+
     /// Kills the server (SIGKILL: like a crash).
     public func stop() {
         guard let process else { return }
@@ -220,6 +224,10 @@ public final class PostgresTestServer: @unchecked Sendable {
         }
         throw TestServerError.failed("postgres on \(port) does not answer queries")
     }
+
+    /// True while the postmaster started by `start()` lives (false once it died by itself,
+    /// or after `stop()`).
+    public var isRunning: Bool { process?.isRunning ?? false }
 
     /// Stops the server at once (immediate mode: like a crash, no checkpoint).
     public func stop() {

@@ -1,0 +1,350 @@
+import Foundation
+import Glibc
+import TestSupport
+
+/// One run of one listener process: counters scraped while it lived, and how it ended.
+final class ListenerLife: @unchecked Sendable {
+    let slot: Int
+    let instanceID: String
+    let process: ServiceProcess
+    let startedAt: Double
+    /// When and how it ended: "sigkill", "sigterm", "final sigterm", "died by itself".
+    var endedAt: Double?
+    var endedBy: String?
+    var exitStatus: Int32?
+    /// The nemesis means it to be down or paused: its absence is no failure.
+    var expectedDown = false
+    /// SIGSTOPped right now (no scraping: it would wait for the timeout).
+    var stopped = false
+    /// The latest `/metrics` it answered; from a life ended by a signal these are a lower
+    /// bound (it may have worked a little between the last scrape and the signal).
+    var metrics: [String: Double] = [:]
+    var maxRSS = 0
+
+    init(slot: Int, instanceID: String, process: ServiceProcess, startedAt: Double) {
+        self.slot = slot
+        self.instanceID = instanceID
+        self.process = process
+        self.startedAt = startedAt
+    }
+}
+
+/// A listener position: its API port and its three fault proxies stay for the whole run;
+/// the process behind them is restarted by the nemesis.
+final class ListenerSlot: @unchecked Sendable {
+    let index: Int
+    let port: Int
+    let proxies: [LinkName: FaultProxy]
+    var lives: [ListenerLife] = []
+    var current: ListenerLife? { lives.last }
+    /// INSTANCE_IDs handed out so far, for "restart with a new INSTANCE_ID".
+    var generation = 0
+
+    init(index: Int, port: Int, proxies: [LinkName: FaultProxy]) {
+        self.index = index
+        self.port = port
+        self.proxies = proxies
+    }
+
+    var baseID: String { "L\(index)" }
+}
+
+/// The system under test as real processes: Redis (append-only file, fsync always),
+/// PostgreSQL, the producer and N listeners, each listener reaching the producer, Redis and
+/// PostgreSQL through its own fault proxies. Every change goes through `lock`, so the
+/// nemesis and the monitor agree on which process is meant to be up.
+final class Cluster: @unchecked Sendable {
+    let options: ChaosOptions
+    let binaries: ChaosBinaries
+    let clock: RunClock
+    let logDir: String
+    let lock = NSRecursiveLock()
+    let redis: RedisTestServer
+    let postgres: PostgresTestServer
+    let httpPort = TestServers.freePort()
+    let wsPort = TestServers.freePort()
+    let dataDir: String
+    private(set) var producer: ServiceProcess?
+    private(set) var producerLives = 0
+    var producerExpectedDown = false
+    var producerMaxRSS = 0
+    var redisExpectedDown = false
+    var postgresExpectedDown = false
+    private(set) var slots: [ListenerSlot] = []
+    /// Processes that exited without the nemesis asking, and other things no fault explains.
+    private(set) var incidents: [(time: Double, text: String)] = []
+
+    init(options: ChaosOptions, binaries: ChaosBinaries, clock: RunClock, logDir: String) throws {
+        self.options = options
+        self.binaries = binaries
+        self.clock = clock
+        self.logDir = logDir
+        redis = try RedisTestServer(extraArguments: ["--appendonly", "yes", "--appendfsync", "always"])
+        postgres = try PostgresTestServer()
+        dataDir = TestServers.makeTempDir("chaos-producer")
+    }
+
+    /// Starts the producer and every listener and waits until each listener is healthy.
+    func start() throws {
+        try startProducer()
+        for index in 0..<options.listeners {
+            var proxies: [LinkName: FaultProxy] = [:]
+            proxies[.producer] = try FaultProxy(upstreamPort: wsPort)
+            proxies[.redis] = try FaultProxy(upstreamPort: redis.port)
+            proxies[.postgres] = try FaultProxy(upstreamPort: postgres.port)
+            slots.append(ListenerSlot(index: index, port: TestServers.freePort(), proxies: proxies))
+        }
+        for slot in slots { try startListener(slot.index, newInstanceID: false) }
+        for slot in slots {
+            guard waitFor(30, { self.health(port: slot.port) == 200 }) else {
+                throw TestServerError.failed("listener \(slot.baseID) not healthy after 30 s:\n    \(slot.current?.process.logTail() ?? "")")
+            }
+        }
+    }
+
+    // MARK: producer
+
+    /// Starts (or restarts) the producer on the same ports and DATA_DIR.
+    func startProducer() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        producerLives += 1
+        var env = ["HTTP_PORT": "\(httpPort)", "WS_PORT": "\(wsPort)", "HOST": "127.0.0.1", "LOG_LEVEL": "warning",
+                   "DATA_DIR": dataDir]
+        // Until the durable log lands the producer ignores DATA_DIR; a producer without it
+        // keeps events in memory only, so producer faults stay off (see ChaosBinaries).
+        if !binaries.producerHasDataDir { env.removeValue(forKey: "DATA_DIR") }
+        producer = try ServiceProcess(name: "producer", binary: binaries.producer, log: logDir + "/producer.log",
+                                      environment: env, port: httpPort)
+        producerExpectedDown = false
+        guard TestServers.waitForPort(httpPort, timeout: 30), TestServers.waitForPort(wsPort, timeout: 10) else {
+            throw TestServerError.failed("producer did not listen: \(producer?.logTail() ?? "")")
+        }
+    }
+
+    /// SIGKILLs the producer.
+    func killProducer() {
+        lock.lock()
+        defer { lock.unlock() }
+        producerExpectedDown = true
+        producer?.kill()
+    }
+
+    // MARK: listeners
+
+    /// Starts a new life in `slot`: the same INSTANCE_ID as the last life, or a fresh one.
+    /// Waits only for its API port (its links may be down on purpose).
+    func startListener(_ index: Int, newInstanceID: Bool) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        let slot = slots[index]
+        if slot.lives.isEmpty || newInstanceID { slot.generation += 1 }
+        let id = slot.generation == 1 ? slot.baseID : "\(slot.baseID).\(slot.generation)"
+        let proxies = slot.proxies
+        let env = ["INSTANCE_ID": id, "PORT": "\(slot.port)", "HOST": "127.0.0.1",
+                   "PRODUCER_URL": "ws://127.0.0.1:\(proxies[.producer]!.port)/",
+                   "REDIS_URL": "redis://127.0.0.1:\(proxies[.redis]!.port)",
+                   "DATABASE_URL": "postgres://postgres@127.0.0.1:\(proxies[.postgres]!.port)/postgres",
+                   "LOCK_TTL_MS": "\(options.lockTTLMillis)", "SHUTDOWN_TIMEOUT_MS": "3000",
+                   "LOG_LEVEL": options.logLevel]
+        let process = try ServiceProcess(name: "listener \(id)", binary: binaries.listener,
+                                         log: logDir + "/listener-\(id).log", environment: env, port: slot.port)
+        slot.lives.append(ListenerLife(slot: index, instanceID: id, process: process, startedAt: clock.now))
+        guard TestServers.waitForPort(slot.port, timeout: 20) else {
+            throw TestServerError.failed("listener \(id) did not open its port:\n    \(process.logTail())")
+        }
+    }
+
+    /// Ends the current life of `slot` with `signal` (SIGKILL or SIGTERM), after one last
+    /// scrape of its counters. Returns the exit status.
+    @discardableResult
+    func endListener(_ index: Int, signal: Int32, reason: String) -> Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let life = slots[index].current, life.endedAt == nil else { return nil }
+        if life.stopped { kill(life.process.pid, SIGCONT); life.stopped = false }
+        scrape(life)
+        life.expectedDown = true
+        let status: Int32
+        if signal == SIGKILL {
+            life.process.kill()
+            status = life.process.process.terminationStatus
+        } else {
+            status = life.process.terminate(grace: 20)
+            if life.process.process.terminationReason == .uncaughtSignal {
+                incident("listener \(life.instanceID) did not exit within 20 s of SIGTERM (killed)")
+            } else if status != 0 {
+                incident("listener \(life.instanceID) exited with status \(status) after SIGTERM:\n    \(life.process.logTail())")
+            }
+        }
+        life.endedAt = clock.now
+        life.endedBy = reason
+        life.exitStatus = status
+        return status
+    }
+
+    /// SIGSTOP (true) or SIGCONT (false) for the current life of `slot`.
+    func pauseListener(_ index: Int, _ pause: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let life = slots[index].current, life.endedAt == nil else { return }
+        if pause { scrape(life) }
+        life.stopped = pause
+        life.expectedDown = pause
+        kill(life.process.pid, pause ? SIGSTOP : SIGCONT)
+    }
+
+    /// Reads a life's `/metrics` into `life.metrics` (kept when it does not answer).
+    func scrape(_ life: ListenerLife) {
+        guard !life.stopped, life.endedAt == nil,
+              let (status, text) = try? httpRequest(port: slots[life.slot].port, method: "GET", path: "/metrics", timeoutSeconds: 2),
+              status == 200 else { return }
+        let parsed = parseMetrics(text)
+        if !parsed.isEmpty { life.metrics = parsed }
+    }
+
+    /// The `/health` status of a listener port, or nil when it does not answer.
+    func health(port: Int) -> Int? {
+        (try? httpRequest(port: port, method: "GET", path: "/health", timeoutSeconds: 2))?.status
+    }
+
+    // MARK: servers
+
+    /// SIGKILLs Redis; with `wipe`, deletes its append-only file so it restarts empty.
+    func stopRedis(wipe: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        redisExpectedDown = true
+        redis.stop()
+        if wipe {
+            for name in ["appendonlydir", "appendonly.aof", "dump.rdb"] {
+                try? FileManager.default.removeItem(atPath: redis.dir + "/" + name)
+            }
+        }
+    }
+
+    func startRedis() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try redis.start()
+        redisExpectedDown = false
+    }
+
+    func stopPostgres() {
+        lock.lock()
+        defer { lock.unlock() }
+        postgresExpectedDown = true
+        postgres.stop()
+    }
+
+    func startPostgres() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try postgres.start()
+        postgresExpectedDown = false
+    }
+
+    // MARK: watching
+
+    /// Notes a process that is down without the nemesis having asked, and brings it back
+    /// so the run goes on; samples memory. Called by the monitor about once a second.
+    func checkProcesses() {
+        lock.lock()
+        defer { lock.unlock() }
+        if !redisExpectedDown && !redis.isRunning {
+            incident("redis-server died by itself")
+            try? redis.start()
+        }
+        if !postgresExpectedDown && !postgres.isRunning {
+            incident("postgres died by itself")
+            try? postgres.start()
+        }
+        if let producer, !producerExpectedDown {
+            if producer.isRunning {
+                producerMaxRSS = max(producerMaxRSS, residentBytes(pid: producer.pid))
+            } else {
+                incident("producer died by itself (status \(producer.process.terminationStatus)):\n    \(producer.logTail())")
+                try? startProducer()
+            }
+        }
+        for slot in slots {
+            guard let life = slot.current, life.endedAt == nil else { continue }
+            if life.process.isRunning {
+                life.maxRSS = max(life.maxRSS, residentBytes(pid: life.process.pid))
+            } else if !life.expectedDown {
+                life.endedAt = clock.now
+                life.endedBy = "died by itself"
+                life.exitStatus = life.process.process.terminationStatus
+                TestServers.untrack(life.process.pid)
+                incident("listener \(life.instanceID) died by itself (status \(life.exitStatus ?? -1)):\n    \(life.process.logTail())")
+                try? startListener(slot.index, newInstanceID: false)
+            }
+        }
+    }
+
+    func incident(_ text: String) {
+        lock.lock()
+        incidents.append((clock.now, text))
+        lock.unlock()
+    }
+
+    /// Ends every fault: proxies healed, paused listeners continued, servers and processes
+    /// that are down started again.
+    func healAll() {
+        lock.lock()
+        defer { lock.unlock() }
+        for slot in slots { for proxy in slot.proxies.values { proxy.heal() } }
+        if redisExpectedDown { try? startRedis() }
+        if postgresExpectedDown { try? startPostgres() }
+        if producerExpectedDown { try? startProducer() }
+        for slot in slots {
+            if let life = slot.current, life.stopped { pauseListener(slot.index, false) }
+            if slot.current?.endedAt != nil { try? startListener(slot.index, newInstanceID: false) }
+        }
+    }
+
+    /// Scrapes every live listener one last time, then stops everything.
+    func shutdown() {
+        lock.lock()
+        defer { lock.unlock() }
+        for slot in slots {
+            if let life = slot.current, life.endedAt == nil {
+                endListener(slot.index, signal: SIGTERM, reason: "final sigterm")
+            }
+            for proxy in slot.proxies.values { proxy.stop() }
+        }
+        producerExpectedDown = true
+        producer?.terminate(grace: 10)
+        redisExpectedDown = true
+        postgresExpectedDown = true
+        try? FileManager.default.copyItem(atPath: redis.dir + "/redis.log", toPath: logDir + "/redis.log")
+        redis.stop()
+        postgres.stop()
+    }
+
+    /// Removes the servers' temp dirs (their logs are copied into the log dir first).
+    func removeTempDirs() {
+        for dir in [redis.dir, postgres.dir, dataDir] { try? FileManager.default.removeItem(atPath: dir) }
+    }
+}
+
+/// Prometheus text to `name -> value`, labels dropped (each listener has one instance).
+func parseMetrics(_ text: String) -> [String: Double] {
+    var out: [String: Double] = [:]
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+        let name = line.prefix { $0 != "{" && $0 != " " }
+        guard let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+        out[String(name)] = value
+    }
+    return out
+}
+
+/// Polls `condition` every 100 ms for up to `seconds`.
+func waitFor(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(100_000)
+    }
+    return condition()
+}

@@ -1,0 +1,54 @@
+/// The faults the nemesis knows, by the name `--faults` takes.
+enum FaultKind: String, CaseIterable, Sendable, Codable {
+    /// A listener SIGKILLed, restarted after a pause (same or a new INSTANCE_ID).
+    case listenerKill = "listener-kill"
+    /// A listener SIGSTOPped past LOCK_TTL_MS, then SIGCONTed: a zombie whose claims expired.
+    case listenerStop = "listener-stop"
+    /// A listener SIGTERMed (it finishes or releases in-flight work), restarted after a pause.
+    case listenerTerm = "listener-term"
+    /// The producer SIGKILLed and restarted on the same DATA_DIR (needs the durable log).
+    case producerKill = "producer-kill"
+    /// Redis SIGKILLed and restarted with its append-only file: claims survive.
+    case redisRestart = "redis-restart"
+    /// Redis SIGKILLed and restarted without its append-only file: every claim and
+    /// done-mark is gone, PostgreSQL alone must keep ids unique.
+    case redisWipe = "redis-wipe"
+    /// PostgreSQL stopped (immediate mode: a crash), down for a while, started again.
+    case postgresRestart = "postgres-restart"
+    /// PostgreSQL stopped (immediate) and started again at once.
+    case postgresFastRestart = "postgres-fast-restart"
+    /// Every connection of one listener link reset (RST both ways).
+    case linkReset = "link-reset"
+    /// One listener link stops forwarding without closing: a half-open connection.
+    case linkBlackhole = "link-blackhole"
+    /// One listener link delays every chunk.
+    case linkLatency = "link-latency"
+    /// One listener link lets a request through and drops its reply, then resets.
+    case linkCut = "link-cut"
+
+    /// Kinds that need something the binaries may not have yet.
+    var needsDurableProducer: Bool { self == .producerKill }
+
+    /// One line for `--help`.
+    var summary: String {
+        switch self {
+        case .listenerKill: return "SIGKILL a listener; restart it (same or new INSTANCE_ID)"
+        case .listenerStop: return "SIGSTOP a listener past LOCK_TTL_MS, then SIGCONT (a zombie)"
+        case .listenerTerm: return "SIGTERM a listener; restart it (same or new INSTANCE_ID)"
+        case .producerKill: return "SIGKILL the producer; restart on its DATA_DIR (only with a durable-log producer)"
+        case .redisRestart: return "SIGKILL Redis, restart it with its append-only file"
+        case .redisWipe: return "SIGKILL Redis, restart it without its append-only file (claims lost)"
+        case .postgresRestart: return "stop PostgreSQL (immediate), keep it down a while, start it"
+        case .postgresFastRestart: return "stop PostgreSQL (immediate) and start it at once"
+        case .linkReset: return "reset every connection of one listener link (producer, redis or postgres)"
+        case .linkBlackhole: return "black-hole one listener link (half-open: nothing moves, nothing closes)"
+        case .linkLatency: return "add latency to one listener link"
+        case .linkCut: return "one listener link: a request goes through, its reply is dropped, then reset"
+        }
+    }
+}
+
+/// A link between a listener and a service, each through its own fault proxy.
+enum LinkName: String, CaseIterable, Sendable, Codable {
+    case producer, redis, postgres
+}
