@@ -1,3 +1,131 @@
+import Foundation
 import XCTest
 @testable import Chaos
-final class PlaceholderTests: XCTestCase { func testNothing() {} }
+
+/// The parts of the chaos tool that decide a verdict, tested without starting anything:
+/// the schedule is a pure function of the seed, the stream is valid JSON, and the checker
+/// names exactly the lost, duplicated, unexpected and mismatched ids.
+final class ChaosScheduleTests: XCTestCase {
+    func testTheSameSeedDrawsTheSameScheduleAndAnotherSeedAnother() {
+        let kinds = FaultKind.allCases
+        let a = FaultSchedule.generate(seed: 42, seconds: 120, kinds: kinds, listeners: 3, lockTTLMillis: 1500)
+        let b = FaultSchedule.generate(seed: 42, seconds: 120, kinds: kinds, listeners: 3, lockTTLMillis: 1500)
+        let c = FaultSchedule.generate(seed: 43, seconds: 120, kinds: kinds, listeners: 3, lockTTLMillis: 1500)
+        XCTAssertEqual(a.episodes, b.episodes)
+        XCTAssertNotEqual(a.episodes, c.episodes)
+        XCTAssertGreaterThan(a.episodes.count, 20)
+    }
+
+    func testFaultsNeverOverlapOnOneResourceAndEndBeforeTheHeal() {
+        for seed in UInt64(1)...50 {
+            let schedule = FaultSchedule.generate(seed: seed, seconds: 60, kinds: FaultKind.allCases, listeners: 2, lockTTLMillis: 1000)
+            var busyUntil: [String: Double] = [:]
+            for episode in schedule.episodes {
+                XCTAssertGreaterThan(episode.start, busyUntil[episode.resource, default: -1], "seed \(seed): \(episode.label)")
+                busyUntil[episode.resource] = episode.start + episode.duration
+                XCTAssertLessThanOrEqual(episode.start + episode.duration, 58, "seed \(seed)")
+                if episode.kind == .listenerStop { XCTAssertGreaterThan(episode.duration, 1.0, "a zombie outlives its claims") }
+                if episode.kind.rawValue.hasPrefix("link-") { XCTAssertNotNil(episode.link) }
+                if let listener = episode.listener { XCTAssertTrue((0..<2).contains(listener)) }
+            }
+        }
+    }
+
+    func testOnlyTheChosenKindsAreDrawn() {
+        let schedule = FaultSchedule.generate(seed: 9, seconds: 60, kinds: [.linkReset, .listenerStop], listeners: 3, lockTTLMillis: 1500)
+        XCTAssertFalse(schedule.episodes.isEmpty)
+        XCTAssertTrue(schedule.episodes.allSatisfy { [.linkReset, .listenerStop].contains($0.kind) })
+        XCTAssertTrue(FaultSchedule.generate(seed: 9, seconds: 60, kinds: [], listeners: 3, lockTTLMillis: 1500).episodes.isEmpty)
+    }
+
+    func testTheSeededStreamIsRepeatableValidJSONWithDuplicatesAndPoison() throws {
+        var a = StreamGenerator(seed: 5)
+        var b = StreamGenerator(seed: 5)
+        var ids: [String] = []
+        var poison = 0
+        for _ in 0..<2_000 {
+            let x = a.nextBatch(maxBatch: 20), y = b.nextBatch(maxBatch: 20)
+            XCTAssertEqual(x.events.map(\.id), y.events.map(\.id))
+            let body = StreamGenerator.body(x.events, poison: x.poison)
+            if x.poison {
+                // Foundation cannot hold 1e131072 either; the producer is meant to refuse it.
+                poison += 1
+                XCTAssertTrue(body.contains("1e131072") || body.contains("\\u0000"), body)
+                continue
+            }
+            let parsed = try JSONSerialization.jsonObject(with: Data(body.utf8), options: [.fragmentsAllowed])
+            let items = (parsed as? [[String: Any]]) ?? [parsed as! [String: Any]]
+            XCTAssertEqual(items.map { $0["event_id"] as? String }, x.events.map(\.id))
+            ids += x.events.map(\.id)
+        }
+        XCTAssertGreaterThan(poison, 5)
+        XCTAssertLessThan(Set(ids).count, ids.count, "the stream publishes some ids more than once")
+        XCTAssertTrue(StreamGenerator.body([PublishedEvent(id: "a\u{0}b", n: 1)], poison: true).contains("\\u0000"))
+    }
+
+    func testOptionsRefuseWhatTheyCannotUse() {
+        guard case .success(let options) = ChaosOptions.parse(["--seed", "12", "--faults", "link-cut,listener-kill", "--seconds", "30"]) else {
+            return XCTFail("valid options refused")
+        }
+        XCTAssertEqual(options.seed, 12)
+        XCTAssertEqual(options.faults, [.linkCut, .listenerKill])
+        XCTAssertEqual(options.kinds(producerHasDataDir: false), [.linkCut, .listenerKill])
+        XCTAssertFalse(ChaosOptions().kinds(producerHasDataDir: false).contains(.producerKill))
+        XCTAssertTrue(ChaosOptions().kinds(producerHasDataDir: true).contains(.producerKill))
+        for bad in [["--faults", "meteor"], ["--seconds", "-1"], ["--listeners", "0"], ["--seed"], ["--frobnicate"]] {
+            guard case .failure(let error) = ChaosOptions.parse(bad) else { return XCTFail("\(bad) accepted") }
+            XCTAssertFalse(error.message.isEmpty)
+        }
+    }
+}
+
+final class ChaosCheckerTests: XCTestCase {
+    private func acked(_ ids: [String], first: Int, n: Int = 0, at: Double = 1) -> PublishAttempt {
+        PublishAttempt(batch: first, events: ids.enumerated().map { PublishedEvent(id: $1, n: n + $0) }, poison: false,
+                       sentAt: at, answeredAt: at, outcome: .acked(firstSeq: first))
+    }
+
+    func testACleanHistoryPasses() {
+        let attempts = [acked(["a", "b", "a"], first: 1, n: 10), acked(["b"], first: 4, n: 20)]
+        let rows = [StoredRow(id: "a", seq: 1, n: 10), StoredRow(id: "b", seq: 4, n: 20)]
+        let result = Checker.check(attempts: attempts, events: rows, deadLetters: [])
+        XCTAssertEqual(result.violations, 0, "\(result)")
+        XCTAssertEqual(result.ackedDistinct, 2)
+        XCTAssertEqual(result.ackedEvents, 4)
+    }
+
+    func testItNamesLostDuplicatedUnexpectedAndMismatchedIds() {
+        var refused = acked(["r"], first: 0)
+        refused.outcome = .refused("400")
+        var unknown = acked(["u", "u2"], first: 0)
+        unknown.outcome = .unknown("timeout")
+        let attempts = [acked(["a", "b", "c", "d"], first: 1, n: 100), refused, unknown]
+        let events = [StoredRow(id: "a", seq: 1, n: 100), StoredRow(id: "c", seq: 2, n: 101),
+                      StoredRow(id: "d", seq: 4, n: 999), StoredRow(id: "x", seq: 9, n: 1), StoredRow(id: "r", seq: 5, n: 1),
+                      StoredRow(id: "u", seq: 77, n: 1)]
+        let dead = [StoredRow(id: "a", seq: 1, n: nil)]
+        let result = Checker.check(attempts: attempts, events: events, deadLetters: dead)
+        XCTAssertEqual(result.lost.map(\.id), ["b"])
+        XCTAssertEqual(result.duplicated.map(\.id), ["a"])
+        XCTAssertEqual(result.unexpected.map(\.id).sorted(), ["r", "x"])
+        XCTAssertEqual(result.mismatched.map(\.id).sorted(), ["c", "d"], "c has b's seq; d has another payload")
+        XCTAssertEqual(result.indeterminateDistinct, 2)
+        XCTAssertEqual(result.refusedRequests, 1)
+    }
+
+    func testADeadLetterCountsAsStoredAndASeqGivenTwiceIsNamed() {
+        let attempts = [acked(["p\u{0}x"], first: 1), acked(["q"], first: 1)]
+        let dead = [StoredRow(id: String(decoding: hexBytes("700078"), as: UTF8.self), seq: 1, n: nil)]
+        let result = Checker.check(attempts: attempts, events: [StoredRow(id: "q", seq: 1, n: 0)], deadLetters: dead)
+        XCTAssertTrue(result.lost.isEmpty, "\(result.lost)")
+        XCTAssertEqual(result.seqErrors.count, 1)
+    }
+
+    func testMetricsAndAnswersParse() {
+        let metrics = parseMetrics("# HELP x\ndedup_events_processed_total{instance=\"L0\"} 42\ndedup_events_in_flight{instance=\"L0\"} 0\n")
+        XCTAssertEqual(metrics["dedup_events_processed_total"], 42)
+        XCTAssertEqual(metrics["dedup_events_in_flight"], 0)
+        XCTAssertEqual(Publisher.firstSeq("{\"accepted\":3,\"first_seq\":10,\"last_seq\":12,\"stream\":\"s\"}", count: 3), 10)
+        XCTAssertNil(Publisher.firstSeq("{\"accepted\":2,\"first_seq\":10,\"last_seq\":11}", count: 3))
+    }
+}
