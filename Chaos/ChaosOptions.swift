@@ -14,6 +14,9 @@ struct ChaosOptions: Sendable {
     /// Largest batch per request.
     var maxBatch = 40
     var lockTTLMillis = 1_500
+    /// The listeners' PROCESS_DELAY_MS: claims held that long per batch, so a kill or a
+    /// pause finds claimed, unstored events to take over.
+    var processDelayMillis = 100
     /// Seconds to wait, after healing, for everything accepted to be stored.
     var drainSeconds = 90.0
     var output = ".build/chaos"
@@ -40,6 +43,8 @@ struct ChaosOptions: Sendable {
           --rate R             events published per second (default 1000)
           --max-batch N        largest batch per publish request (default 40)
           --lock-ttl-ms MS     the listeners' LOCK_TTL_MS (default 1500)
+          --process-delay-ms MS  the listeners' PROCESS_DELAY_MS: claims held that long per batch,
+                               so kills and pauses leave claimed events to take over (default 100)
           --drain-seconds S    after healing, how long everything may take to be stored (default 90)
           --output DIR         JSON report, SVG timeline and logs (default .build/chaos)
           --bin-dir DIR        use DIR/producer and DIR/listener as they are (default: build
@@ -78,6 +83,7 @@ struct ChaosOptions: Sendable {
                 case "--rate": options.rate = try number(arg, 1...100_000)
                 case "--max-batch": options.maxBatch = try number(arg, 1...1_000)
                 case "--lock-ttl-ms": options.lockTTLMillis = try number(arg, 100...60_000)
+                case "--process-delay-ms": options.processDelayMillis = try number(arg, 0...60_000)
                 case "--drain-seconds": options.drainSeconds = try number(arg, 5.0...3_600)
                 case "--output": options.output = try value(arg)
                 case "--bin-dir": options.binDir = try value(arg)

@@ -22,6 +22,7 @@ final class ChaosRun {
                      "--listeners \(options.listeners)", "--rate \(options.rate)", "--lock-ttl-ms \(options.lockTTLMillis)"]
         if let faults = options.faults { parts.append("--faults " + (faults.isEmpty ? "none" : faults.map(\.rawValue).joined(separator: ","))) }
         if options.maxBatch != ChaosOptions().maxBatch { parts.append("--max-batch \(options.maxBatch)") }
+        if options.processDelayMillis != ChaosOptions().processDelayMillis { parts.append("--process-delay-ms \(options.processDelayMillis)") }
         return parts.joined(separator: " ")
     }
 
@@ -126,7 +127,7 @@ final class ChaosRun {
             replay: replayCommand, binaries: binaries.origin, producerHasDataDir: binaries.producerHasDataDir,
             kinds: kinds.map(\.rawValue),
             settings: ["seconds": "\(options.seconds)", "listeners": "\(options.listeners)", "rate": "\(options.rate)",
-                       "max_batch": "\(options.maxBatch)", "lock_ttl_ms": "\(options.lockTTLMillis)",
+                       "max_batch": "\(options.maxBatch)", "lock_ttl_ms": "\(options.lockTTLMillis)", "process_delay_ms": "\(options.processDelayMillis)",
                        "drain_seconds": "\(options.drainSeconds)", "warmup_seconds": "\(warmupSeconds)"],
             faults: faults, check: check, processedSum: processed, processedExact: exact,
             lives: lives.map { LifeReport(slot: $0.slot, instanceID: $0.instanceID, startedAt: $0.startedAt, endedAt: $0.endedAt,

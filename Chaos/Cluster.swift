@@ -146,6 +146,7 @@ final class Cluster: @unchecked Sendable {
                    "REDIS_URL": "redis://127.0.0.1:\(proxies[.redis]!.port)",
                    "DATABASE_URL": "postgres://postgres@127.0.0.1:\(proxies[.postgres]!.port)/postgres",
                    "LOCK_TTL_MS": "\(options.lockTTLMillis)", "SHUTDOWN_TIMEOUT_MS": "3000",
+                   "PROCESS_DELAY_MS": "\(options.processDelayMillis)",
                    "LOG_LEVEL": options.logLevel]
         let process = try ServiceProcess(name: "listener \(id)", binary: binaries.listener,
                                          log: logDir + "/listener-\(id).log", environment: env, port: slot.port)
