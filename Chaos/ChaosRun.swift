@@ -122,7 +122,9 @@ final class ChaosRun {
         for incident in cluster.incidents { violations.append("at \(formatSeconds(incident.time)): \(incident.text)") }
 
         let faults = nemesis.snapshot
-        let report = ChaosReport(
+        let findings = check.lost + check.duplicated + check.unexpected + check.mismatched
+        let evidence = Self.logLines(naming: findings.prefix(20).map(\.id), in: logDir)
+        var report = ChaosReport(
             seed: options.seed, command: (["Chaos"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
             replay: replayCommand, binaries: binaries.origin, producerHasDataDir: binaries.producerHasDataDir,
             kinds: kinds.map(\.rawValue),
@@ -135,6 +137,7 @@ final class ChaosRun {
             warmup: warmup, finalHealth: finalHealth, producerMaxRSSBytes: cluster.producerMaxRSS,
             incidents: cluster.incidents.map { "\(formatSeconds($0.time)) \($0.text)" }, violations: violations,
             samples: monitor.allSamples, seconds: clock.now, passed: violations.isEmpty)
+        report.evidence = evidence
         report.printSummary()
         let svg = TimelineSVG.render(samples: monitor.allSamples, faults: faults,
                                      phases: [("warm-up", warmStart, faultStart), ("faults", faultStart, faultEnd), ("drain", faultEnd, drainEnd)],
@@ -253,6 +256,32 @@ final class ChaosRun {
             violations.append("could not read the rows: \(error)")
         }
         return (events, dead)
+    }
+}
+
+extension ChaosRun {
+    /// The log lines naming each id (the id not followed by another digit, so `c1-12`
+    /// does not match `c1-123`), as "file: line", at most 50 per id.
+    static func logLines(naming ids: [String], in logDir: String) -> [String: [String]] {
+        guard !ids.isEmpty, let files = try? FileManager.default.contentsOfDirectory(atPath: logDir) else { return [:] }
+        var found: [String: [String]] = [:]
+        for file in files.sorted() {
+            guard let text = try? String(contentsOfFile: logDir + "/" + file, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") {
+                for id in ids where found[id, default: []].count < 50 {
+                    var rest = line[...]
+                    while let range = rest.range(of: id) {
+                        let next = rest[range.upperBound...].first
+                        if next == nil || !(next!.isNumber) {
+                            found[id, default: []].append("\(file): \(line)")
+                            break
+                        }
+                        rest = rest[range.upperBound...]
+                    }
+                }
+            }
+        }
+        return found
     }
 }
 

@@ -109,11 +109,10 @@ final class Cluster: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         producerLives += 1
-        var env = ["HTTP_PORT": "\(httpPort)", "WS_PORT": "\(wsPort)", "HOST": "127.0.0.1", "LOG_LEVEL": "warning",
+        let env = ["HTTP_PORT": "\(httpPort)", "WS_PORT": "\(wsPort)", "HOST": "127.0.0.1", "LOG_LEVEL": "warning",
                    "DATA_DIR": dataDir]
-        // Until the durable log lands the producer ignores DATA_DIR; a producer without it
-        // keeps events in memory only, so producer faults stay off (see ChaosBinaries).
-        if !binaries.producerHasDataDir { env.removeValue(forKey: "DATA_DIR") }
+        // A producer without the durable log ignores DATA_DIR and keeps events in memory
+        // only, so producer faults stay off for it (see ChaosBinaries).
         producer = try ServiceProcess(name: "producer", binary: binaries.producer, log: logDir + "/producer.log",
                                       environment: env, port: httpPort)
         producerExpectedDown = false

@@ -35,6 +35,8 @@ struct ChaosReport: Sendable, Codable {
     var incidents: [String]
     /// Every violation, one line each (the checker's findings are counted here too).
     var violations: [String]
+    /// For the first findings: the log lines that name the id, by file.
+    var evidence: [String: [String]] = [:]
     var samples: [Sample]
     var seconds: Double
     var passed: Bool
@@ -93,6 +95,7 @@ struct ChaosReport: Sendable, Codable {
             }
             print("  \(finding.id) (acked at \(formatSeconds(at)), seqs \(finding.ackedSeqs)): faults around it: "
                   + (near.isEmpty ? "none" : near.map { "#\($0.episode.index) \($0.episode.label) @\(formatSeconds($0.began ?? 0))" }.joined(separator: ", ")))
+            for line in (evidence[finding.id] ?? []).prefix(8) { print("      " + line) }
         }
     }
 }

@@ -128,4 +128,14 @@ final class ChaosCheckerTests: XCTestCase {
         XCTAssertEqual(Publisher.firstSeq("{\"accepted\":3,\"first_seq\":10,\"last_seq\":12,\"stream\":\"s\"}", count: 3), 10)
         XCTAssertNil(Publisher.firstSeq("{\"accepted\":2,\"first_seq\":10,\"last_seq\":11}", count: 3))
     }
+
+    func testEvidenceIsTheLogLinesNamingTheIdAndNotALongerOne() throws {
+        let dir = NSTemporaryDirectory() + "chaos-evidence-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "received seq=1 event_id=c1-12\nreceived seq=2 event_id=c1-123\nstored c1-12 done\n"
+            .write(toFile: dir + "/listener-L0.log", atomically: true, encoding: .utf8)
+        let lines = ChaosRun.logLines(naming: ["c1-12"], in: dir)
+        XCTAssertEqual(lines["c1-12"], ["listener-L0.log: received seq=1 event_id=c1-12", "listener-L0.log: stored c1-12 done"])
+    }
 }
