@@ -17,6 +17,8 @@ struct ChaosOptions: Sendable {
     /// The listeners' PROCESS_DELAY_MS: claims held that long per batch, so a kill or a
     /// pause finds claimed, unstored events to take over.
     var processDelayMillis = 100
+    /// Seconds between one fault's start and the next's, drawn uniformly from this range.
+    var gap: ClosedRange<Double> = 1.0...4.0
     /// Seconds to wait, after healing, for everything accepted to be stored.
     var drainSeconds = 90.0
     var output = ".build/chaos"
@@ -45,6 +47,7 @@ struct ChaosOptions: Sendable {
           --lock-ttl-ms MS     the listeners' LOCK_TTL_MS (default 1500)
           --process-delay-ms MS  the listeners' PROCESS_DELAY_MS: claims held that long per batch,
                                so kills and pauses leave claimed events to take over (default 100)
+          --gap MIN,MAX        seconds between fault starts, drawn uniformly (default 1,4)
           --drain-seconds S    after healing, how long everything may take to be stored (default 90)
           --output DIR         JSON report, SVG timeline and logs (default .build/chaos)
           --bin-dir DIR        use DIR/producer and DIR/listener as they are (default: build
@@ -83,6 +86,13 @@ struct ChaosOptions: Sendable {
                 case "--rate": options.rate = try number(arg, 1...100_000)
                 case "--max-batch": options.maxBatch = try number(arg, 1...1_000)
                 case "--lock-ttl-ms": options.lockTTLMillis = try number(arg, 100...60_000)
+                case "--gap":
+                    let text = try value(arg)
+                    let parts = text.split(separator: ",").compactMap { Double($0) }
+                    guard parts.count == 2, parts[0] >= 0.1, parts[1] >= parts[0] else {
+                        throw ChaosUsageError("--gap must be MIN,MAX seconds with 0.1 <= MIN <= MAX, got '\(text)'")
+                    }
+                    options.gap = parts[0]...parts[1]
                 case "--process-delay-ms": options.processDelayMillis = try number(arg, 0...60_000)
                 case "--drain-seconds": options.drainSeconds = try number(arg, 5.0...3_600)
                 case "--output": options.output = try value(arg)

@@ -22,6 +22,7 @@ final class ChaosRun {
                      "--listeners \(options.listeners)", "--rate \(options.rate)", "--lock-ttl-ms \(options.lockTTLMillis)"]
         if let faults = options.faults { parts.append("--faults " + (faults.isEmpty ? "none" : faults.map(\.rawValue).joined(separator: ","))) }
         if options.maxBatch != ChaosOptions().maxBatch { parts.append("--max-batch \(options.maxBatch)") }
+        if options.gap != ChaosOptions().gap { parts.append("--gap \(options.gap.lowerBound),\(options.gap.upperBound)") }
         if options.processDelayMillis != ChaosOptions().processDelayMillis { parts.append("--process-delay-ms \(options.processDelayMillis)") }
         return parts.joined(separator: " ")
     }
@@ -36,7 +37,7 @@ final class ChaosRun {
         }
         let warmupSeconds = min(5, options.seconds / 6)
         let schedule = FaultSchedule.generate(seed: options.seed, seconds: options.seconds, kinds: kinds,
-                                              listeners: options.listeners, lockTTLMillis: options.lockTTLMillis)
+                                              listeners: options.listeners, lockTTLMillis: options.lockTTLMillis, gap: options.gap)
         print("chaos: binaries \(binaries.origin); producer durable log: \(binaries.producerHasDataDir ? "yes" : "no (producer faults off)")")
         print("chaos: \(schedule.episodes.count) faults over \(Int(options.seconds)) s from \(kinds.count) kinds:")
         for episode in schedule.episodes { print("  #\(episode.index) +\(formatSeconds(episode.start)) \(episode.label)") }
@@ -130,6 +131,7 @@ final class ChaosRun {
             kinds: kinds.map(\.rawValue),
             settings: ["seconds": "\(options.seconds)", "listeners": "\(options.listeners)", "rate": "\(options.rate)",
                        "max_batch": "\(options.maxBatch)", "lock_ttl_ms": "\(options.lockTTLMillis)", "process_delay_ms": "\(options.processDelayMillis)",
+                       "gap": "\(options.gap.lowerBound),\(options.gap.upperBound)",
                        "drain_seconds": "\(options.drainSeconds)", "warmup_seconds": "\(warmupSeconds)"],
             faults: faults, check: check, processedSum: processed, processedExact: exact,
             lives: lives.map { LifeReport(slot: $0.slot, instanceID: $0.instanceID, startedAt: $0.startedAt, endedAt: $0.endedAt,
