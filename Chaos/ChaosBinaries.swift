@@ -7,7 +7,7 @@ struct ChaosBinaries: Sendable {
     let producer: String
     let listener: String
     let origin: String
-    /// `producer --help` lists `--data-dir`: the durable log is there, and a killed
+    /// `producer serve --help` lists `--data-dir`: the durable log is there, and a killed
     /// producer restarted on its DATA_DIR must keep every event it answered 202 for.
     let producerHasDataDir: Bool
 
@@ -25,7 +25,7 @@ struct ChaosBinaries: Sendable {
         for path in [producer, listener] where !FileManager.default.isExecutableFile(atPath: path) {
             throw TestServerError.missing("\(path) not found (bin dir \(dir))")
         }
-        let (_, help) = try TestServers.run(producer, ["--help"])
+        let (_, help) = try TestServers.run(producer, ["serve", "--help"])
         return ChaosBinaries(producer: producer, listener: listener, origin: origin, producerHasDataDir: help.contains("--data-dir"))
     }
 
