@@ -11,6 +11,8 @@ final class ChaosRun {
     let dir: String
     private var violations: [String] = []
     private var warmup = "not run"
+    /// The fault kinds drawn from, once the binaries are known.
+    private var kindsUsed: [FaultKind]?
 
     init(options: ChaosOptions) {
         self.options = options
@@ -20,7 +22,9 @@ final class ChaosRun {
     var replayCommand: String {
         var parts = ["swift run -c release Chaos --seed \(options.seed)", "--seconds \(Int(options.seconds))",
                      "--listeners \(options.listeners)", "--rate \(options.rate)", "--lock-ttl-ms \(options.lockTTLMillis)"]
-        if let faults = options.faults { parts.append("--faults " + (faults.isEmpty ? "none" : faults.map(\.rawValue).joined(separator: ","))) }
+        // The kinds are pinned: the default set depends on the binaries, and another set
+        // draws another schedule from the same seed.
+        if let faults = kindsUsed ?? options.faults { parts.append("--faults " + (faults.isEmpty ? "none" : faults.map(\.rawValue).joined(separator: ","))) }
         if options.maxBatch != ChaosOptions().maxBatch { parts.append("--max-batch \(options.maxBatch)") }
         if options.gap != ChaosOptions().gap { parts.append("--gap \(options.gap.lowerBound),\(options.gap.upperBound)") }
         if options.processDelayMillis != ChaosOptions().processDelayMillis { parts.append("--process-delay-ms \(options.processDelayMillis)") }
@@ -32,9 +36,11 @@ final class ChaosRun {
         print("chaos: seed \(options.seed) (replay: \(replayCommand))")
         let binaries = try ChaosBinaries.locate(binDir: options.binDir)
         let kinds = options.kinds(producerHasDataDir: binaries.producerHasDataDir)
+        kindsUsed = kinds
         if kinds.contains(.producerKill) && !binaries.producerHasDataDir {
             throw ChaosUsageError("producer-kill needs a producer with a durable log (--data-dir); this one has none")
         }
+        print("chaos: replay with: \(replayCommand)")
         let warmupSeconds = min(5, options.seconds / 6)
         let schedule = FaultSchedule.generate(seed: options.seed, seconds: options.seconds, kinds: kinds,
                                               listeners: options.listeners, lockTTLMillis: options.lockTTLMillis, gap: options.gap)
