@@ -142,6 +142,9 @@ final class Nemesis: @unchecked Sendable {
             proxy(episode).latency(.milliseconds(episode.latencyMillis ?? 100))
         case .linkCut:
             proxy(episode).armCutBeforeNextReply(times: episode.cuts ?? 1)
+            // A listener sends the producer nothing once subscribed: reset the link so its
+            // reconnect is the request whose answer (the 101) is lost.
+            if episode.link == .producer { proxy(episode).resetAll() }
         }
         return ""
     }
