@@ -52,7 +52,7 @@ func runE2EBenchmark(_ options: E2EOptions) -> E2EOutcome {
         outcome.failures.append("\(error)")
         print("\n  e2e failed: \(error)")
     }
-    for phase in ["e2e_ceiling", "e2e_throughput", "e2e_latency", "e2e_durable", "e2e_cost"]
+    for phase in ["e2e_ceiling", "e2e_throughput", "e2e_reads", "e2e_latency", "e2e_durable", "e2e_cost"]
     where !outcome.suites.contains(where: { $0.name == phase }) {
         outcome.suites.append(SuiteResult(name: phase, figures: [], notes: ["not run: \(outcome.failures.first ?? "an earlier phase failed")"]))
     }
@@ -108,6 +108,7 @@ final class E2ERun {
         let ceiling = try ceilings(setup, into: &outcome)
         let throughput = try throughputPhase(ceiling: ceiling, counter: counter, on: setup, into: &outcome)
         reportCost(throughput, counterProblem: counterProblem, into: &outcome)
+        try readsPhase(after: throughput, on: setup, into: &outcome)
         try latencyPhase(after: throughput, on: setup, into: &outcome)
         try durablePhase(on: setup, into: &outcome)
         if !outcome.checksPassed { keepDir = true; print("  logs kept in \(dir)") }

@@ -7,7 +7,7 @@ enum E2EChart {
     /// Percentiles of the latency curve, spaced evenly on a "nines" scale.
     static let percentiles: [Double] = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
 
-    private static let colours = ["throughput": "#1f77b4", "latency": "#2ca02c", "durable": "#d62728"]
+    private static let colours = ["throughput": "#1f77b4", "reads": "#9467bd", "latency": "#2ca02c", "durable": "#d62728"]
 
     static func svg(_ outcome: E2EOutcome, title: String) -> String {
         var canvas = SVGCanvas(width: 1100, height: 400)

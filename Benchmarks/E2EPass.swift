@@ -33,6 +33,9 @@ struct PassResult {
     var p99PerSecond: [Double] = []
     /// Rows stored (summed over the listeners) against seconds since the pass began.
     var storedOverTime: [(seconds: Double, stored: Int)] = []
+    /// API pages the readers got, and the reads that failed.
+    var readerRequests = 0
+    var readerFailures = 0
     // Cost.
     var producerPeakRSS = 0
     var listenerPeakRSS: [Int] = []
@@ -103,6 +106,8 @@ struct PassPlan {
     /// The listeners' database URL when not the server's own (another synchronous_commit).
     var databaseURL: String?
     var measureLatency = false
+    /// Threads reading the first listener's `/api/events?limit=1000` throughout.
+    var readers = 0
 }
 
 extension E2ERun {
@@ -125,9 +130,11 @@ extension E2ERun {
         let cpuBefore = CPUSnapshot(producer: producer, listeners: listeners, setup: setup)
         let wallStart = monotonicSeconds()
 
+        let readers = plan.readers > 0 ? APIReaders(port: listeners[0].port, count: plan.readers, path: "/api/events?limit=1000") : nil
         let flood = try setup.system.startFlood(pass: plan.name, events: plan.events, rate: plan.rate, duplicates: options.duplicates)
         let floodEnded = try follow(flood, plan: plan, producer: producer, listeners: listeners, cpuBefore: cpuBefore,
                                     wallStart: wallStart, result: &result)
+        if let readers { (result.readerRequests, result.readerFailures) = readers.stop() }
 
         result.rows = try awaitRows(result.distinct, sql: setup.sql)
         let listenerMetrics = idleMetrics(listeners)

@@ -46,7 +46,7 @@ extension E2ERun {
         outcome.checkExactlyOnce(durable, phase: "durable")
     }
 
-    private func passFigures(_ r: PassResult) -> [(String, Double)] {
+    func passFigures(_ r: PassResult) -> [(String, Double)] {
         [("events", Double(r.events)), ("distinct", Double(r.distinct)), ("rows", Double(r.rows)),
          ("processed_sum", Double(r.processedSum)), ("stored_sum", Double(r.storedSum)),
          ("duplicate_sum", Double(r.duplicateSum)), ("recovered_sum", Double(r.recoveredSum)),

@@ -46,22 +46,22 @@ final class BenchmarkQuickTests: XCTestCase {
         // The picture beside the report: one curve per pass and the latency curve.
         let svg = try String(contentsOfFile: out + "/report/latest.svg", encoding: .utf8)
         XCTAssertTrue(svg.hasPrefix("<svg"), svg)
-        XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 4, svg)
-        for label in ["throughput", "latency", "durable", "p99"] { XCTAssertTrue(svg.contains(label), label) }
+        XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 5, svg)
+        for label in ["throughput", "reads", "latency", "durable", "p99"] { XCTAssertTrue(svg.contains(label), label) }
 
         let data = try Data(contentsOf: URL(fileURLWithPath: out + "/report/latest.json"))
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         XCTAssertNotNil(json["commit"])
         XCTAssertNotNil((json["machine"] as? [String: Any])?["cores"])
         let suites = try XCTUnwrap(json["suites"] as? [String: [String: Any]])
-        for phase in ["e2e_ceiling", "e2e_throughput", "e2e_latency", "e2e_durable", "e2e_cost"] {
+        for phase in ["e2e_ceiling", "e2e_throughput", "e2e_reads", "e2e_latency", "e2e_durable", "e2e_cost"] {
             let suite = try XCTUnwrap(suites[phase], "\(phase) missing from the report")
             let notes = (suite["notes"] as? [String]) ?? []
             XCTAssertFalse(notes.contains { $0.hasPrefix("not run") || $0.hasPrefix("failed") }, "\(phase): \(notes)")
             XCTAssertGreaterThan(suite.count, 2, "\(phase) has no figures: \(suite)")
         }
         XCTAssertGreaterThan(suites["e2e_ceiling"]?["ceiling_per_sec"] as? Double ?? 0, 0)
-        for pass in ["e2e_throughput", "e2e_latency", "e2e_durable"] {
+        for pass in ["e2e_throughput", "e2e_reads", "e2e_latency", "e2e_durable"] {
             let suite = suites[pass] ?? [:]
             XCTAssertEqual(suite["exactly_once_ok"] as? Int, 1, "\(pass): \(suite)")
             let distinct = suite["distinct"] as? Int ?? -1
