@@ -31,10 +31,12 @@ final class GuaranteeTests: XCTestCase {
         let system = try SystemHarness()
         try system.startProducer()
         let slow = ["PROCESS_DELAY_MS": "1500", "LOCK_TTL_MS": "1000"]
+        // The victim alone first, so it holds claims for certain (two listeners racing for
+        // a few claim rounds could leave it none); the survivor then sees them held.
         try system.startListener("victim", slow)
-        try system.startListener("survivor", slow)
         try system.flood(count: 2_000, prefix: "g2-", batch: 50)
         XCTAssertTrue(waitUntil(10) { (system.metric("victim", "dedup_events_claimed_total") ?? 0) > 0 })
+        try system.startListener("survivor", slow)
         system.listeners["victim"]!.kill()
         XCTAssertTrue(waitUntil(60) { (try? system.rowCount(prefix: "g2-")) == 2_000 },
                       "rows: \(String(describing: try? system.rowCount(prefix: "g2-")))")

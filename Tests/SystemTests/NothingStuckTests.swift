@@ -102,10 +102,13 @@ final class NothingStuckTests: XCTestCase {
         try system.flood(count: 3_000, prefix: "rc-warm-", seed: 31)
         XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "rc-warm-")) == 3_000 })
         let warmClaims = system.metric("o", "dedup_events_claimed_total") ?? 0
+        // O claims the next events alone (W and V paused), and is killed while it holds
+        // claims it has not stored (its processing takes 2 s).
+        for id in ["w", "v"] { Glibc.kill(system.listeners[id]!.pid, SIGSTOP) }
         try system.flood(count: 600, prefix: "rc-", batch: 20, seed: 32)
-        // Killed while it holds claims it has not stored (its processing takes 2 s).
         XCTAssertTrue(waitUntil(10) { (system.metric("o", "dedup_events_claimed_total") ?? 0) > warmClaims })
         system.listeners["o"]!.kill()
+        for id in ["w", "v"] { Glibc.kill(system.listeners[id]!.pid, SIGCONT) }
         // Whoever recovers first dies before its processing delay ends.
         var victim: String?
         XCTAssertTrue(waitUntil(20) {
