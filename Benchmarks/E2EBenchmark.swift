@@ -83,7 +83,7 @@ final class E2ERun {
         for tool in ["redis-server", "redis-benchmark", "redis-cli"] where TestServers.findExecutable(tool) == nil {
             throw TestServerError.missing("\(tool) not found: " + BenchRedisServer.installHint)
         }
-        let binaries = try E2EBinaries.locate(binDir: options.binDir)
+        let binaries = try ServiceBinaries.locate(binDir: options.binDir, environment: "DEDUP_BENCH_BIN_DIR")
         print("  producer and listener: \(binaries.origin)")
         let redis = try BenchRedisServer()
         defer { redis.stop() }

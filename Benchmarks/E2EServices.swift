@@ -13,7 +13,7 @@ extension ServiceProcess {
 }
 
 final class E2ESystem {
-    let binaries: E2EBinaries
+    let binaries: ServiceBinaries
     let dir: String
     let redisURL: String
     let databaseURL: String
@@ -22,7 +22,7 @@ final class E2ESystem {
     private(set) var httpPort = 0
     private(set) var wsPort = 0
 
-    init(binaries: E2EBinaries, dir: String, redisURL: String, databaseURL: String) {
+    init(binaries: ServiceBinaries, dir: String, redisURL: String, databaseURL: String) {
         self.binaries = binaries
         self.dir = dir
         self.redisURL = redisURL

@@ -1,24 +1,25 @@
 import Foundation
-import TestSupport
 
-/// Where the producer and listener binaries come from: `--bin-dir` (or
-/// `DEDUP_BENCH_BIN_DIR`) as given, else the release products, built if needed with the
-/// same scratch path as this benchmark binary.
-struct E2EBinaries {
-    let producer: String
-    let listener: String
-    let origin: String
-    /// The package root, when found (for the allocation counter's C source).
-    let packageRoot: String?
+/// Where a tool (Benchmarks, Chaos) gets the producer and listener it runs: a given bin
+/// dir (a flag, or an environment variable) as it is, else the release products, built if
+/// needed with the same scratch path as the tool's own binary.
+public struct ServiceBinaries: Sendable {
+    public let producer: String
+    public let listener: String
+    /// Where they came from, for the tool's output.
+    public let origin: String
+    /// The package root, when found.
+    public let packageRoot: String?
 
-    static func locate(binDir: String?) throws -> E2EBinaries {
+    /// `binDir`, else the directory in `environment`, else a release build.
+    public static func locate(binDir: String?, environment: String) throws -> ServiceBinaries {
         let root = packageRoot()
-        if let binDir = binDir ?? ProcessInfo.processInfo.environment["DEDUP_BENCH_BIN_DIR"] {
+        if let binDir = binDir ?? ProcessInfo.processInfo.environment[environment] {
             let producer = binDir + "/producer", listener = binDir + "/listener"
             for path in [producer, listener] where !FileManager.default.isExecutableFile(atPath: path) {
                 throw TestServerError.missing("\(path) not found (--bin-dir \(binDir))")
             }
-            return E2EBinaries(producer: producer, listener: listener, origin: "given: \(binDir)", packageRoot: root?.path)
+            return ServiceBinaries(producer: producer, listener: listener, origin: "given: \(binDir)", packageRoot: root?.path)
         }
         guard let root else {
             throw TestServerError.missing("cannot find the package (Package.swift) to build the release producer and listener; "
@@ -43,12 +44,12 @@ struct E2EBinaries {
               FileManager.default.isExecutableFile(atPath: bin + "/listener") else {
             throw TestServerError.failed("release producer and listener not found after building (bin path '\(bin)')")
         }
-        return E2EBinaries(producer: bin + "/producer", listener: bin + "/listener",
+        return ServiceBinaries(producer: bin + "/producer", listener: bin + "/listener",
                            origin: "release, \(bin)", packageRoot: root.path)
     }
 
     /// The package root and scratch path, from where this binary lives
-    /// (`<root>/<scratch>/<triple>/<config>/Benchmarks`), else the current directory.
+    /// (`<root>/<scratch>/<triple>/<config>/<tool>`), else the current directory.
     static func packageRoot() -> (path: String, scratch: String?)? {
         let fm = FileManager.default
         let exe = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
