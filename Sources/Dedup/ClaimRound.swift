@@ -8,17 +8,27 @@ final class ClaimRound: RedisReplySink {
     let events: EventSet
     /// The value every SET of the round writes.
     let claim: [UInt8]
-    /// A takeover of events another owner held (counted as recovered when won).
-    let recovery: Bool
+    /// Why the round claims its events.
+    enum Kind {
+        /// Events received and classified as ours, in seq order under the live value.
+        case live
+        /// A takeover of events another owner claimed and did not finish (counted as
+        /// recovered when won).
+        case takeover
+        /// Events rendezvous hashing gave to another member that could not show them
+        /// finished.
+        case unpreferred
+    }
+    let kind: Kind
     /// Set while the round is in flight (a cycle the last answer breaks).
     var engine: DedupEngine?
     var outcomes: [Outcome]
     var remaining: Int
 
-    init(events: EventSet, claim: [UInt8], recovery: Bool) {
+    init(events: EventSet, claim: [UInt8], kind: Kind) {
         self.events = events
         self.claim = claim
-        self.recovery = recovery
+        self.kind = kind
         outcomes = Array(repeating: .pending, count: events.count)
         remaining = events.count
     }

@@ -1,7 +1,8 @@
 import Reactor
 
-/// The per-batch Redis work of the claim protocol: one script call for a whole batch of
-/// keys, so Redis work per event stays one SET NX GET plus a share of one call.
+/// Compare-and-act over a batch of our claims (extending them while a batch is slow,
+/// releasing them at shutdown): one script call per batch, never touching a key that
+/// another owner holds by now.
 enum ClaimScripts {
     /// A script that runs `action` on each of KEYS still holding our claim (ARGV[1]) and
     /// returns on how many it did: compare-and-act, never touching another owner's key.
@@ -17,9 +18,6 @@ enum ClaimScripts {
         """
     }
 
-    /// KEYS = event keys; ARGV = our claim, done value, window ms. Replaces our claims by
-    /// the done marker.
-    static let markDoneAll = forEachKeyStillOurs("redis.call('SET', KEYS[i], ARGV[2], 'PX', ARGV[3])")
     /// KEYS = event keys; ARGV = our claim, ttl ms. Extends our claims.
     static let extendAll = forEachKeyStillOurs("redis.call('PEXPIRE', KEYS[i], ARGV[2])")
     /// KEYS = event keys; ARGV = our claim. Deletes our claims.

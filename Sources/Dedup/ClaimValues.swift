@@ -10,7 +10,9 @@ import Glibc
 /// finished) only ever grows for them; a new producer stream starts a new live scope
 /// because its seqs start over. Every recovery round gets a scope of its own (`R<n>`),
 /// because it claims old seqs that a live mark already passed: a watcher never reads a
-/// mark that does not cover exactly the claims it watches.
+/// mark that does not cover exactly the claims it watches. A scope that is closed (a
+/// recovery round, or a live scope whose stream ended) gets the final mark "finished"
+/// once none of its claims is in our hands.
 struct ClaimValues {
     /// The instance id as stored in `processed_by`.
     let instance: [UInt8]
@@ -67,6 +69,12 @@ struct ClaimValues {
     /// What an owner writes into its progress key when it gave its claims back (shutdown):
     /// watchers take those events over at once instead of waiting for the claims to expire.
     static let releasedMark: [UInt8] = Array("released".utf8)
+
+    /// The final mark of a closed scope (a recovery round, or the live scope of a stream
+    /// that ended) once none of its claims is in our hands: every key that held the value
+    /// was stored, so it covers any copy of those ids, whatever its seq. (A seq bound
+    /// would not: a watcher may hold a later copy of an id than the one claimed.)
+    static let finishedMark: [UInt8] = Array("finished".utf8)
 
     static func isDone(_ value: [UInt8]) -> Bool { value.first == UInt8(ascii: "d") }
     static func isDone(_ value: UnsafeRawBufferPointer) -> Bool { value.first == UInt8(ascii: "d") }

@@ -19,6 +19,7 @@ extension DedupEngine {
     /// PostgreSQL are doing.
     package func drain(within deadline: Duration, done: @escaping () -> Void) {
         stopping = true
+        leaveMembership()
         updateFlow()
         var called = false
         let finish = {

@@ -113,20 +113,22 @@ extension DedupEngine {
     }
 
     private func markDone(_ batch: WorkBatch) {
-        let window = Array(String(settings.dedupWindowMillis).utf8)
-        ClaimScripts.run(ClaimScripts.markDoneAll, redis: redis, events: batch.events,
-                         args: [batch.claim, values.done, window]) { [weak self] result in
+        guard batch.events.count > 0 else { return finishWork(batch) }
+        let round = DoneMarkRound(count: batch.events.count) { [weak self] failure in
             guard let self else { return }
-            switch result {
-            case .success:
+            if let failure {
+                // Idempotent: setting a marker again costs nothing.
+                let delay = batch.retry.nextDelay()
+                self.eventLog.event("done-retry", level: .warning, now: self.loop.nowNanos, "marking \(batch.events.count) events done failed (\(failure)); retry in \(delay)")
+                self.loop.schedule(in: delay) { [weak self] in self?.markDone(batch) }
+            } else {
                 batch.advance(.markedDone)
                 self.finishWork(batch)
-            case .failure(let error):
-                // Idempotent: a lost reply only means the markers are set already.
-                let delay = batch.retry.nextDelay()
-                self.eventLog.event("done-retry", level: .warning, now: self.loop.nowNanos, "marking \(batch.events.count) events done failed (\(error)); retry in \(delay)")
-                self.loop.schedule(in: delay) { [weak self] in self?.markDone(batch) }
             }
+        }
+        for i in 0..<batch.events.count {
+            batch.events.withID(i) { ClaimValues.eventKey($0, into: &scratchKey) }
+            redis.set(scratchKey, values.done, px: settings.dedupWindowMillis, nx: false, get: false, sink: round, index: i)
         }
         publishProgress()
     }

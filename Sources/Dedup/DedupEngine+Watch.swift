@@ -24,10 +24,10 @@ extension DedupEngine {
         let current = liveProgress
         publishedProgress = current
         setProgress(values.liveProgressKey, Array(String(current).utf8))
-        closedScopes.removeAll { scope in
-            let inHand = pendingRounds.contains { $0.claim == scope.claim } || claimRounds.contains { $0.claim == scope.claim }
-                || work.contains { $0.holdsClaims && $0.claim == scope.claim }
-            if !inHand { setProgress(ClaimValues.progressKey(forClaim: scope.claim), Array(String(scope.mark).utf8)) }
+        closedScopes.removeAll { claim in
+            let inHand = pendingRounds.contains { $0.claim == claim } || claimRounds.contains { $0.claim == claim }
+                || work.contains { $0.holdsClaims && $0.claim == claim }
+            if !inHand { setProgress(ClaimValues.progressKey(forClaim: claim), ClaimValues.finishedMark) }
             return !inHand
         }
     }
@@ -40,6 +40,7 @@ extension DedupEngine {
         loop.schedule(in: .milliseconds(20)) { [weak self] in
             guard let self else { return }
             self.pollWatched()
+            self.pollMembers()
             if self.redis.isUp && self.tracker.highest > 0
                 && (self.liveProgress != self.publishedProgress || !self.closedScopes.isEmpty) {
                 self.publishProgress()
@@ -47,6 +48,8 @@ extension DedupEngine {
             self.metrics.inFlight.set(self.inFlightCount)
             self.metrics.inFlightBytes.set(self.inFlightBytes)
             self.metrics.watching.set(self.watch.count)
+            self.metrics.deferred.set(self.deferred.count)
+            self.metrics.sharing.set(self.membership.view.names.count)
             self.metrics.watermark.set(Int(clamping: self.tracker.watermark))
             self.metrics.lag.set(Int(clamping: self.tracker.highest - self.tracker.watermark))
             self.eventLog.tick(now: self.loop.nowNanos)
@@ -71,6 +74,8 @@ extension DedupEngine {
                     guard let bytes = mark.bytes else { continue }
                     if bytes.elementsEqual(ClaimValues.releasedMark) {
                         self.watch.released[owner] = true
+                    } else if bytes.elementsEqual(ClaimValues.finishedMark) {
+                        self.watch.progress[owner] = .max
                     } else if let seq = bytes.withUnsafeBytes({ StreamLineParser.integer($0, 0..<bytes.count) }) {
                         // One claim value's marks only grow, so the highest read stays true.
                         self.watch.progress[owner] = max(self.watch.progress[owner], seq)
@@ -99,13 +104,16 @@ extension DedupEngine {
             }
         })
         for (events, i, owner) in finished { duplicate(events, i, by: claims[owner], now: now) }
-        if !takeOver.isEmpty && !stopping {
-            let claim = values.makeRecoveryClaim()
-            var mark: UInt64 = 0
-            for seq in takeOver.seqs { mark = max(mark, seq) }
-            closedScopes.append((claim, mark))
-            sendClaims(ClaimRound(events: takeOver, claim: claim, recovery: true))
-        }
+        if !takeOver.isEmpty && !stopping { claimApart(takeOver, kind: .takeover) }
         if claimRounds.isEmpty && watch.isEmpty { watch.forgetOwners() }
+    }
+
+    /// Claims `events` under a claim value of their own (they are older than what our live
+    /// value's progress mark may already have passed), whose final mark ("finished") is
+    /// published once none of them is in our hands.
+    func claimApart(_ events: EventSet, kind: ClaimRound.Kind) {
+        let claim = values.makeRecoveryClaim()
+        closedScopes.append(claim)
+        sendClaims(ClaimRound(events: events, claim: claim, kind: kind))
     }
 }

@@ -55,9 +55,19 @@ package final class DedupEngine {
     var claimRounds: [ClaimRound] = []
     var work: [WorkBatch] = []
     var watch = WatchList()
+    /// Events rendezvous hashing gave to other members, held until they show them finished.
+    var deferred = DeferList()
+    var membership: Membership
+    /// Every seq above this (up to `tracker.highest`) was received in this life on the
+    /// current stream: the resume point, moved past any gap the producer reported.
+    var receivedFrom: UInt64 = 0
+    var membersPollInFlight = false
+    var lastMembersPoll: UInt64 = 0
+    var publishedState: [UInt8] = []
+    var lastHeartbeat: UInt64 = 0
     /// Claim values other than the live one with claims possibly still in our hands, and
     /// the mark that says "all finished" once none is.
-    var closedScopes: [(claim: [UInt8], mark: UInt64)] = []
+    var closedScopes: [[UInt8]] = []
     var scratchID: [UInt8] = []
     var scratchKey: [UInt8] = []
     var pollInFlight = false
@@ -72,6 +82,8 @@ package final class DedupEngine {
         self.loop = loop
         self.settings = settings
         self.values = ClaimValues(instance: settings.instance, run: settings.run)
+        membership = Membership(instance: settings.instance, run: settings.run,
+                                joinLag: UInt64(settings.maxInFlight / 4), leaveLag: UInt64(settings.maxInFlight * 4))
         self.redis = redis
         self.db = db
         self.metrics = metrics
@@ -89,11 +101,19 @@ package final class DedupEngine {
     }
 
     /// Starts from a persisted watermark.
-    package func resume(from watermark: UInt64) { tracker = SeqTracker(watermark: watermark) }
+    package func resume(from watermark: UInt64) {
+        tracker = SeqTracker(watermark: watermark)
+        receivedFrom = watermark
+    }
+
+    /// The producer's stream id, when known (its handshake, or the saved watermark's).
+    package func producerStream(_ stream: String) {
+        membership.setStream(stream, nextSeq: nextUnclassifiedSeq, highest: tracker.highest)
+    }
 
     package var inFlightCount: Int {
         incoming.count + pendingRounds.reduce(0) { $0 + $1.events.count } + claimRounds.reduce(0) { $0 + $1.events.count }
-            + work.reduce(0) { $0 + ($1.stage.isFinished ? 0 : $1.events.count) } + watch.count
+            + work.reduce(0) { $0 + ($1.stage.isFinished ? 0 : $1.events.count) } + watch.count + deferred.count
     }
 
     /// Event bytes held by every unfinished stage.
@@ -101,6 +121,7 @@ package final class DedupEngine {
         incoming.byteCount + pendingRounds.reduce(0) { $0 + $1.events.byteCount }
             + claimRounds.reduce(0) { $0 + $1.events.byteCount }
             + work.reduce(0) { $0 + ($1.stage.isFinished ? 0 : $1.events.byteCount) } + watch.byteCount
+            + deferred.byteCount
     }
 
     var isIdle: Bool { inFlightCount == 0 }
@@ -120,6 +141,7 @@ package final class DedupEngine {
         StreamLineParser.parse(frame, into: &incoming, scratch: &scratchID) { notice in
             switch notice {
             case .gap(let from, let to):
+                receivedFrom = max(receivedFrom, to)
                 metrics.gaps.add()
                 metrics.gapEvents.add(Int(clamping: to - from + 1))
                 logger.warning("producer no longer had seqs \(from)-\(to) when we resumed: \(to - from + 1) events were not received")
@@ -161,6 +183,7 @@ package final class DedupEngine {
         logger.warning("the producer's seqs started over (next after \(watermark), had \(tracker.highest)); tracking the new numbering")
         closeLiveScope()
         tracker.restart(at: watermark)
+        receivedFrom = watermark
         arrivals.reset()
     }
 
@@ -168,10 +191,10 @@ package final class DedupEngine {
         if !incoming.isEmpty {
             // Received under the old numbering: claimed under the old value, which the
             // old scope's final mark covers.
-            pendingRounds.append(ClaimRound(events: incoming, claim: values.live, recovery: false))
+            pendingRounds.append(ClaimRound(events: incoming, claim: values.live, kind: .live))
             incoming = EventSet()
         }
-        closedScopes.append((values.live, tracker.highest))
+        closedScopes.append(values.live)
         values.startLiveScope()
     }
 
@@ -191,7 +214,42 @@ package final class DedupEngine {
             rest.append(incoming, settings.maxClaimBatch..<incoming.count)
             incoming = rest
         }
-        sendClaims(ClaimRound(events: batch, claim: values.live, recovery: false))
+        if membership.isSharing { batch = keepOurShare(of: batch) }
+        guard !batch.isEmpty else { return }
+        sendClaims(ClaimRound(events: batch, claim: values.live, kind: .live))
+    }
+
+    /// Rendezvous hashing: keeps the events our view prefers us for, and those a claim of
+    /// ours may already hold (a retry after a lost answer), and defers the others to their
+    /// preferred member.
+    private func keepOurShare(of batch: EventSet) -> EventSet {
+        let view = membership.view
+        let me = membership.meIndex ?? -1
+        var slots = [Int](repeating: -1, count: view.names.count)
+        var ours = EventSet()
+        ours.reserve(events: batch.count / view.names.count + 16, bytes: batch.byteCount / view.names.count + 1024)
+        let now = loop.nowNanos
+        for i in 0..<batch.count {
+            if batch.attempted[i] {
+                ours.append(batch, i)
+                continue
+            }
+            let preferred = batch.withID(i) { view.preferred(for: $0) }
+            if preferred == me {
+                ours.append(batch, i)
+                continue
+            }
+            if slots[preferred] < 0 { slots[preferred] = deferred.memberIndex(of: view.names[preferred]) }
+            deferred.add(batch, i, member: slots[preferred], view: view.hash, now: now)
+        }
+        return ours
+    }
+
+    /// The first seq the next classification will see.
+    var nextUnclassifiedSeq: UInt64 {
+        var next = tracker.highest + 1
+        for i in 0..<incoming.count where !incoming.attempted[i] { next = min(next, incoming.seqs[i]) }
+        return next
     }
 
     func sendClaims(_ round: ClaimRound) {
@@ -230,7 +288,7 @@ package final class DedupEngine {
             case .ours:
                 mine.append(round.events, i)
                 metrics.claimed.add()
-                if round.recovery {
+                if round.kind == .takeover {
                     metrics.recovered.add()
                     logger.info("recovered seq=\(round.events.seqs[i]) event_id=\(round.events.idString(i)): its owner did not finish it")
                 } else if round.events.attempted[i] {
@@ -254,7 +312,7 @@ package final class DedupEngine {
                 retry.append(incoming, 0..<incoming.count)
                 incoming = retry
             } else {
-                pendingRounds.append(ClaimRound(events: retry, claim: round.claim, recovery: round.recovery))
+                pendingRounds.append(ClaimRound(events: retry, claim: round.claim, kind: round.kind))
             }
         }
         if !mine.isEmpty { start(WorkBatch(events: mine, claim: round.claim)) }

@@ -10,6 +10,14 @@
 ///      └─────────────────────────────────┤  (a copy of the id we already hold) ──▶ duplicate
 ///                                        └─ another owner's claim ──────────▶ watched
 ///
+///   received ──rendezvous hashing over our view of the live members prefers another
+///             member (never for a retry: a claim of ours may already hold it)──▶ deferred
+///   deferred ──that member's state shows it finished, classified under the same view──▶
+///             duplicate
+///   deferred ──that member left, reads another stream, classified it under another view,
+///             never received it, or has not finished it within a claim's lifetime──▶
+///             claiming (a claim value of its own)
+///
 ///   watched ──the owner's progress under exactly that claim value covers it──▶ duplicate
 ///   watched ──its claim could have expired, or the owner released it──▶ claiming (recovery:
 ///             a claim value of its own)
@@ -32,6 +40,7 @@
 enum EventStage: Equatable, CustomStringConvertible {
     case received
     case claiming
+    case deferred
     case watched
     case processing
     case storing
@@ -53,6 +62,12 @@ enum EventStage: Equatable, CustomStringConvertible {
     /// What happens to an event.
     enum Input: Equatable {
         case claimSent
+        /// Rendezvous hashing gave it to another member.
+        case deferredToPreferred
+        /// Its preferred member shows it finished.
+        case preferredFinished
+        /// Its preferred member cannot vouch for it (see the diagram).
+        case preferredCannotVouch
         case claimAnswered(ClaimVerdict)
         /// The claim's reply never came: the SET may or may not have run.
         case claimUnanswered
@@ -77,8 +92,12 @@ enum EventStage: Equatable, CustomStringConvertible {
     /// The stage after `input`; an impossible transition is a bug and stops the process.
     func next(_ input: Input) -> EventStage {
         switch (self, input) {
-        case (.received, .claimSent), (.watched, .ownerMayBeGone):
+        case (.received, .claimSent), (.watched, .ownerMayBeGone), (.deferred, .preferredCannotVouch):
             return .claiming
+        case (.received, .deferredToPreferred):
+            return .deferred
+        case (.deferred, .preferredFinished):
+            return .finished(.duplicate)
         case (.claiming, .claimAnswered(.ours)):
             return .processing
         case (.claiming, .claimAnswered(.duplicate)), (.watched, .ownerFinished):
@@ -114,6 +133,7 @@ enum EventStage: Equatable, CustomStringConvertible {
         switch self {
         case .received: return "received"
         case .claiming: return "claiming"
+        case .deferred: return "deferred"
         case .watched: return "watched"
         case .processing: return "processing"
         case .storing: return "storing"

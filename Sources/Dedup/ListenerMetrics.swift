@@ -21,6 +21,8 @@ package final class ListenerMetrics: Sendable {
     package let lag: Gauge
     package let publishToStored: DurationHistogram
     package let watching: Gauge
+    package let deferred: Gauge
+    package let sharing: Gauge
     package let watermark: Gauge
 
     package init(instance: String) {
@@ -45,6 +47,8 @@ package final class ListenerMetrics: Sendable {
                                              help: "From the producer's accept time (the line's ts) to this instance's insert completing.",
                                              bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
         watching = registry.gauge("dedup_events_watching", help: "Events claimed by another instance that this one watches.")
+        deferred = registry.gauge("dedup_events_deferred", help: "Events rendezvous hashing gave to another listener, held until it shows them finished.")
+        sharing = registry.gauge("dedup_listeners_sharing", help: "Live listeners on this stream that claims are shared among, this one included.")
         watermark = registry.gauge("dedup_stream_watermark_seq", help: "Highest seq at or below which everything is finished.")
     }
 }

@@ -64,6 +64,7 @@ final class ListenerRuntime {
             if let resume {
                 self.engine.resume(from: resume.watermark)
                 self.link.stream = resume.stream
+                self.engine.producerStream(resume.stream)
                 let stream = resume.stream.isEmpty ? "" : " of stream \(resume.stream)"
                 logger.info("resuming after seq \(resume.watermark)\(stream)\(resume.fromGroup ? " (the highest watermark any listener saved; this instance had none)" : "")")
             } else {

@@ -107,6 +107,7 @@ final class ProducerLink: WebSocketClientDelegate {
 
     func webSocketDidOpen(_ socket: WebSocketConnection) {
         isUp = true
+        engine.producerLinkChanged(up: true)
         lastError = nil
         firstFrameOfConnection = true
         logger.info("connected to the producer at \(client.url)")
@@ -118,6 +119,7 @@ final class ProducerLink: WebSocketClientDelegate {
                 firstFrameOfConnection = false
                 onStreamReplaced?(old, served)
             }
+            engine.producerStream(served)
         }
         if !reading { socket.connection.pauseReading() }
     }
@@ -139,6 +141,7 @@ final class ProducerLink: WebSocketClientDelegate {
 
     func webSocketDidClose(_ socket: WebSocketConnection, code: WebSocketCloseCode, reason: String) {
         isUp = false
+        engine.producerLinkChanged(up: false)
         if socket.droppedForSilence {
             lastError = "nothing heard from the producer for over \(silenceTimeout) (no frame, no pong)"
             logger.warning("\(lastError!): dropped the link; resuming from seq \(engine.tracker.watermark)")

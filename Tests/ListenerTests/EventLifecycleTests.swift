@@ -26,6 +26,18 @@ final class EventLifecycleTests: XCTestCase {
                             .inserted, .markedDone]), .finished(.stored))
     }
 
+    func testAnEventPreferredForAnotherMemberIsHeldUntilThatMemberFinishesIt() {
+        XCTAssertEqual(run([.deferredToPreferred]), .deferred)
+        XCTAssertEqual(run([.deferredToPreferred, .preferredFinished]), .finished(.duplicate))
+    }
+
+    func testADeferredEventItsMemberCannotVouchForIsClaimedAndStored() {
+        XCTAssertEqual(run([.deferredToPreferred, .preferredCannotVouch, .claimAnswered(.ours), .processed, .inserted,
+                            .markedDone]), .finished(.stored))
+        XCTAssertEqual(run([.deferredToPreferred, .preferredCannotVouch, .claimAnswered(.watch), .ownerFinished]),
+                       .finished(.duplicate))
+    }
+
     func testTransientStoreFailuresRetryAndPermanentOnesEndInDeadLetters() {
         XCTAssertEqual(run([.insertFailedTransiently, .insertFailedTransiently, .inserted], from: .storing), .marking)
         XCTAssertEqual(run([.insertRefusedInPart, .insertRefusedAlone, .deadLettered, .markedDone], from: .storing),

@@ -51,6 +51,11 @@ final class SystemHarness {
     /// Publishes with `producer flood` and returns its JSON summary.
     @discardableResult
     func flood(count: Int, duplicates: Double = 0, prefix: String, rate: Int = 0, batch: Int = 100, seed: UInt64 = 1) throws -> [String: Any] {
+        try startFlood(count: count, duplicates: duplicates, prefix: prefix, rate: rate, batch: batch, seed: seed).finish()
+    }
+
+    /// Starts `producer flood` and returns at once, for faults injected while it runs.
+    func startFlood(count: Int, duplicates: Double = 0, prefix: String, rate: Int = 0, batch: Int = 100, seed: UInt64 = 1) throws -> FloodRun {
         let flood = Process()
         flood.executableURL = URL(fileURLWithPath: try productPath("producer"))
         flood.arguments = ["flood", "--url", "http://127.0.0.1:\(httpPort)", "--count", "\(count)", "--batch", "\(batch)",
@@ -60,13 +65,8 @@ final class SystemHarness {
         flood.standardOutput = out
         flood.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try flood.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        flood.waitUntilExit()
-        let summary = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any], String(decoding: data, as: UTF8.self))
-        XCTAssertEqual(summary["errors"] as? Int, 0, "flood errors: \(summary)")
-        return summary
+        return FloodRun(process: flood, output: out)
     }
-
     func publish(_ body: String) throws {
         let (status, text) = try httpPost(port: httpPort, path: "/publish", body: body)
         XCTAssertEqual(status, 202, text)
@@ -90,6 +90,21 @@ final class SystemHarness {
     /// A metric summed over the listeners that answer.
     func sum(_ name: String) -> Int {
         listeners.keys.compactMap { metric($0, name) }.reduce(0, +)
+    }
+}
+
+/// A `producer flood` running in the background.
+struct FloodRun {
+    let process: Process
+    let output: Pipe
+
+    /// Waits for it to end and returns its JSON summary (which must report no errors).
+    func finish() throws -> [String: Any] {
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let summary = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any], String(decoding: data, as: UTF8.self))
+        XCTAssertEqual(summary["errors"] as? Int, 0, "flood errors: \(summary)")
+        return summary
     }
 }
 

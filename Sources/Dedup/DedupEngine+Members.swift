@@ -1,0 +1,140 @@
+import Reactor
+
+/// Membership and the events shared out by rendezvous hashing: our heartbeat (our
+/// `MemberState`), reading the other members', and the sweep of the events we hold for
+/// them. With every member claiming only its share, a distinct event costs one claim and
+/// one done marker in Redis however many listeners run.
+extension DedupEngine {
+    /// Every event we received in (`receivedFrom`, this] and classified as ours (or took
+    /// into any claim) is finished. Deferred events are left out on purpose: counting
+    /// them would make each member's proof wait for the others', a chase between members.
+    var ownThrough: UInt64 {
+        var lowest = tracker.highest + 1
+        for seq in incoming.seqs { lowest = min(lowest, seq) }
+        for round in claimRounds { lowest = min(lowest, round.minSeq) }
+        for round in pendingRounds { lowest = min(lowest, round.minSeq) }
+        for batch in work where !batch.stage.isFinished { lowest = min(lowest, batch.minSeq) }
+        for seq in watch.events.seqs { lowest = min(lowest, seq) }
+        return lowest - 1
+    }
+
+    /// Publishes our state (when it changed, and at least every quarter of a claim's
+    /// lifetime so it never expires while we live), then reads the members' states.
+    /// Busy, every poll tick; idle, every 200 ms.
+    func pollMembers() {
+        guard redis.isUp, !stopping, !membersPollInFlight else { return }
+        let now = loop.nowNanos
+        guard inFlightCount > 0 || now &- lastMembersPoll >= 200_000_000 else { return }
+        lastMembersPoll = now
+        heartbeat(now: now)
+        membersPollInFlight = true
+        redis.command([Array("SMEMBERS".utf8), Membership.setKey]) { [weak self] result in
+            guard let self else { return }
+            guard case .success(.array(let items)) = result else {
+                self.membersPollInFlight = false
+                return
+            }
+            let names = items.compactMap(\.bytes).filter { $0 != self.membership.me }
+            guard !names.isEmpty else { return self.membersRead([:], gone: []) }
+            self.redis.command([Array("MGET".utf8)] + names.map(Membership.key)) { [weak self] result in
+                guard let self else { return }
+                guard case .success(.array(let values)) = result else {
+                    self.membersPollInFlight = false
+                    return
+                }
+                var states: [[UInt8]: MemberState] = [:]
+                var gone: [[UInt8]] = []
+                for (name, value) in zip(names, values) {
+                    if let bytes = value.bytes {
+                        if let state = MemberState(parsing: bytes) { states[name] = state }
+                    } else {
+                        gone.append(name)
+                    }
+                }
+                self.membersRead(states, gone: gone)
+            }
+        }
+    }
+
+    private func heartbeat(now: UInt64) {
+        let state = membership.state(from: receivedFrom, through: ownThrough, highest: tracker.highest).encoded
+        let every = UInt64(max(settings.lockTTLMillis / 4, 20)) * 1_000_000
+        guard state != publishedState || now &- lastHeartbeat >= every else { return }
+        publishedState = state
+        lastHeartbeat = now
+        redis.command([Array("SET".utf8), Membership.key(membership.me), state, Array("PX".utf8),
+                       Array(String(settings.lockTTLMillis).utf8)]) { _ in }
+        redis.command([Array("SADD".utf8), Membership.setKey, membership.me]) { _ in }
+    }
+
+    private func membersRead(_ states: [[UInt8]: MemberState], gone: [[UInt8]]) {
+        membersPollInFlight = false
+        // Names whose state expired: their members stopped (or were cut off for a claim's
+        // lifetime; they add themselves back with their next heartbeat).
+        if !gone.isEmpty { redis.command([Array("SREM".utf8), Membership.setKey] + gone) { _ in } }
+        let before = membership.view.hash
+        let wasActive = membership.active
+        membership.observe(states, nextSeq: nextUnclassifiedSeq, highest: tracker.highest)
+        if membership.view.hash != before || membership.active != wasActive {
+            let names = membership.view.names.map { String(decoding: $0, as: UTF8.self) }
+            let role = membership.active ? "sharing claims" : "taking no share (producer link down, or catching up)"
+            logger.info("\(role) among \(names.count) listener(s) on stream \(membership.stream.isEmpty ? "(unknown)" : membership.stream): \(names.joined(separator: ", "))")
+        }
+        sweepDeferred()
+    }
+
+    /// Drops the deferred events their member shows finished, and claims those it cannot
+    /// vouch for: it left, reads another stream, classified them under another view,
+    /// never received them, or has not finished them within a claim's lifetime.
+    func sweepDeferred() {
+        guard !deferred.isEmpty, !stopping else { return }
+        let now = loop.nowNanos
+        let patience = UInt64(settings.lockTTLMillis) * 1_000_000
+        let peers = membership.peers
+        let stream = membership.stream
+        let names = deferred.names
+        var claimNow = EventSet()
+        var takeOver = EventSet()
+        var finished = EventSet()
+        deferred.sweep({ seq, member, view, since in
+            guard let state = peers[names[member]], state.stream == stream else { return .takeOver }
+            switch state.proof(seq: seq, view: view) {
+            case .finished: return .finished
+            case .pending: return now &- since < patience ? .hold : .takeOver
+            case .unknown: return .claim
+            }
+        }, removed: { events, i, verdict in
+            switch verdict {
+            case .finished: finished.append(events, i)
+            case .claim: claimNow.append(events, i)
+            case .takeOver, .hold: takeOver.append(events, i)
+            }
+        })
+        for i in 0..<finished.count {
+            metrics.duplicate.add()
+            tracker.finished(finished.seqs[i], generation: finished.generations[i])
+            eventLog.event("duplicate", now: now, "duplicate seq=\(finished.seqs[i]) event_id=\(finished.idString(i)) (handled by the listener it belongs to)")
+        }
+        if !claimNow.isEmpty {
+            eventLog.event("unpreferred", now: now, "claiming \(claimNow.count) events their preferred listener cannot vouch for (it classified them under another view of the members)")
+            claimApart(claimNow, kind: .unpreferred)
+        }
+        if !takeOver.isEmpty {
+            eventLog.event("member-gone", level: .warning, now: now, "taking over \(takeOver.count) events whose preferred listener left or did not finish them within a claim's lifetime")
+            claimApart(takeOver, kind: .takeover)
+        }
+    }
+
+    /// Our producer link went up or down: while it is down we take no share (the others
+    /// claim what they held for us that we never received).
+    package func producerLinkChanged(up: Bool) {
+        membership.linkUp = up
+    }
+
+    /// Stops taking a share: others claim what they held for us at their next poll.
+    func leaveMembership() {
+        guard redis.isUp else { return }
+        redis.command([Array("DEL".utf8), Membership.key(membership.me)]) { _ in }
+        redis.command([Array("SREM".utf8), Membership.setKey, membership.me]) { _ in }
+    }
+}
