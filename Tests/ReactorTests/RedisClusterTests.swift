@@ -65,6 +65,7 @@ final class RedisClusterTests: XCTestCase {
         }
         for _ in 0..<5 { issueRound() }
         XCTAssertTrue(loop.run(timeout: .seconds(5)) { sink.answered.count == issued })
+        let updatesBefore = client.slotMapUpdates
 
         // The slot moves (importing, migrating, keys, new owner) while the stream goes on:
         // commands meet ASK while the keys move and MOVED once the old map is stale.
@@ -91,6 +92,7 @@ final class RedisClusterTests: XCTestCase {
         XCTAssertEqual(try cluster.cli(target, "CLUSTER", "COUNTKEYSINSLOT", "\(slot)"), "\(total + 1)")
         XCTAssertEqual(client.masterAddress(forKey: tag), "127.0.0.1:\(cluster.ports[target])")
         XCTAssertGreaterThan(client.redirections, 0, "no command met the migration")
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { client.slotMapUpdates > updatesBefore }, "MOVED refreshed no map")
         try cluster.migrateSlot(slot, to: source)
         client.close()
     }
@@ -123,6 +125,10 @@ final class RedisClusterTests: XCTestCase {
         XCTAssertEqual(try cluster.cli(target, "CLUSTER", "COUNTKEYSINSLOT", "\(slot)"), "\(n / 2 + 1)")
         // ASK is for one command: the map still says the source.
         XCTAssertEqual(client.masterAddress(forKey: tag), "127.0.0.1:\(cluster.ports[source])")
+        // Keys split between the nodes: TRYAGAIN, retried a few times, then given to the caller.
+        let split = redisWait(loop) { client.command(["MGET", "\(tag):0", "\(tag):\(n - 1)"], completion: $0) }
+        guard case .server(let message)? = split.redisError() else { return XCTFail("\(String(describing: split))") }
+        XCTAssertTrue(message.hasPrefix("TRYAGAIN"), message)
 
         try cluster.moveKeys(slot, from: source, to: target)
         try cluster.finishMigration(slot, from: source, to: target)

@@ -44,9 +44,6 @@ final class RedisClusterLane {
 
     deinit { entries.destroy() }
 
-    /// Commands sent through this lane and not completed yet.
-    var inFlightCount: Int { entries.count }
-
     /// Sends the command encoded in `client.encoder`, for `slot` (-1: keyless).
     @inline(__always)
     func submit(_ completion: RedisCompletion, slot: Int, redirects: Int = 0) {
