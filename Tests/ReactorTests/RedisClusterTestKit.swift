@@ -28,6 +28,16 @@ enum RedisClusterTestKit {
         return keys
     }
 
+    /// A hash tag (`{name...}`) whose slot holds no key yet: slot counts stay exact even
+    /// when earlier tests left keys behind.
+    static func emptySlotTag(_ name: String, in cluster: RedisClusterTestServer) throws -> String {
+        while true {
+            let tag = "{\(name)\(UInt32.random(in: 0...UInt32.max))}"
+            let slot = RedisSlot.of(tag)
+            if try cluster.cli(try cluster.owner(ofSlot: slot), "CLUSTER", "COUNTKEYSINSLOT", "\(slot)") == "0" { return tag }
+        }
+    }
+
     /// The node index of every slot, from node 0's CLUSTER SLOTS as redis-cli prints it.
     static func slots(of cluster: RedisClusterTestServer) throws -> [Int] {
         var owners = [Int](repeating: -1, count: RedisSlot.count)
