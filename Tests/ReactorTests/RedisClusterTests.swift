@@ -175,13 +175,20 @@ final class RedisClusterTests: XCTestCase {
         client.close()
     }
 
-    func testOneDeadSeedOfSeveralStillFindsTheCluster() throws {
+    func testOneDeadSeedOfSeveralStillFindsTheClusterAndCommandsWaitForTheMap() throws {
         let dead = TestServers.freePort()
-        let setting = "redis://127.0.0.1:\(dead),127.0.0.1:\(cluster.ports[1])"
-        let (loop, client) = try RedisClusterTestKit.upClient(setting)
-        XCTAssertEqual(client.masterAddresses, cluster.ports.map { "127.0.0.1:\($0)" }.sorted())
+        let loop = try EventLoop()
+        let client = RedisClusterClient(loop: loop, seeds: try RedisClients.urls("redis://127.0.0.1:\(dead),127.0.0.1:\(cluster.ports[1])"),
+                                        configuration: RedisTestKit.quickConfiguration())
+        // Issued before any slot map is known: held, then sent to their masters.
         let p = RedisTestKit.prefix()
-        XCTAssertEqual(try redisWait(loop) { client.command(["SET", p, "x"], completion: $0) }?.get().isOK, true)
+        let sink = RecordingSink()
+        for i in 0..<300 { client.set(p + String(i), "v", px: 60_000, nx: true, get: true, sink: sink, index: i) }
+        XCTAssertFalse(client.isUp)
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { sink.answered.count == 300 }, client.lastError ?? "")
+        XCTAssertEqual(sink.written, 300)
+        XCTAssertTrue(client.isUp)
+        XCTAssertEqual(client.masterAddresses, cluster.ports.map { "127.0.0.1:\($0)" }.sorted())
         client.close()
     }
 

@@ -155,6 +155,9 @@ public final class RedisClusterClient {
         masters = []
         coveredSlots = 0
         for lane in all {
+            // Replies already read in this batch still arrive; a redirection among them
+            // completes with `closed` instead of reaching a client that may be gone.
+            lane.cluster = nil
             lane.client.onStateChange = nil
             lane.client.close()
         }

@@ -13,7 +13,7 @@ final class RedisClusterLane {
     let address: String
     /// The node's connection (its own reconnects, timeouts and while-down queue).
     let client: RedisClient
-    /// Hears about redirections; cleared when the cluster client goes away.
+    /// Hears about redirections; cleared when the cluster client is closed or goes away.
     unowned(unsafe) var cluster: RedisClusterClient?
     /// No longer in the slot map: closes once its last command completed.
     private(set) var retired = false
@@ -93,7 +93,11 @@ final class RedisClusterLane {
     }
 
     private func follow(_ redirect: RedisRedirect, _ entry: Entry, _ completion: RedisCompletion, message: String) {
-        guard let cluster, entry.redirects < RedisClusterClient.maxRedirects else {
+        guard let cluster else {
+            RedisClient.fail(completion, .closed)
+            return
+        }
+        guard entry.redirects < RedisClusterClient.maxRedirects else {
             RedisClient.fail(completion, .server(message))
             return
         }
