@@ -42,6 +42,30 @@ final class RedisClusterFaultTests: XCTestCase {
         XCTAssertTrue(loop.run(timeout: .seconds(1)) { states.last == .closed })
     }
 
+    func testAFailoverSendsTheCommandsWaitingForTheDeadMasterToItsReplica() throws {
+        let cluster = try RedisClusterTestServer()
+        defer { cluster.stop() }
+        let replica = try cluster.addReplica(of: 1)
+        let (loop, client) = try RedisClusterTestKit.upClient(cluster.seedsURL,
+                                                              configuration: RedisTestKit.quickConfiguration(commandTimeout: .seconds(20)))
+        let keys = try RedisClusterTestKit.keys(RedisTestKit.prefix(), on: 1, of: cluster, count: 500)
+        cluster.nodes[1].stop()
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { !client.isUp })
+
+        // Issued while the master is dead: they wait for its lane, and once the replica is
+        // promoted and the map says so, they are sent there (never to the dead node).
+        let sink = RecordingSink()
+        for (i, key) in keys.enumerated() { client.set(key, "v", px: 60_000, nx: true, get: true, sink: sink, index: i) }
+        try cluster.waitUntilMaster(replica)
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { sink.answered.count == keys.count }, client.lastError ?? "")
+        XCTAssertEqual(sink.errors.count, 0, "\(sink.errors.first.map { "\($0)" } ?? "")")
+        XCTAssertEqual(sink.written, keys.count)
+        XCTAssertTrue(loop.run(timeout: .seconds(5)) { client.isUp }, client.lastError ?? "")
+        XCTAssertTrue(client.masterAddresses.contains("127.0.0.1:\(cluster.ports[replica])"), "\(client.masterAddresses)")
+        XCTAssertEqual(try cluster.cli(replica, "GET", keys[0]), "v")
+        client.close()
+    }
+
     func testAPasswordProtectedClusterUsesTheSeedsCredentialsAndNeverPrintsThem() throws {
         let password = "pw-\(UInt32.random(in: 0...UInt32.max))"
         let cluster = try RedisClusterTestServer(password: password)

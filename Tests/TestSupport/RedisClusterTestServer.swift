@@ -7,8 +7,9 @@ import Glibc
 /// (`beginMigration`, `moveKeys`, `finishMigration`, or `migrateSlot` for all three), and
 /// kill and restart nodes (`nodes[i].stop()`, `restart(_:)`).
 public final class RedisClusterTestServer: @unchecked Sendable {
-    /// The nodes, in the order their slots were assigned (node 0 serves slot 0).
-    public let nodes: [RedisTestServer]
+    /// The nodes: the masters in the order their slots were assigned (node 0 serves slot
+    /// 0), then the replicas `addReplica` started.
+    public private(set) var nodes: [RedisTestServer]
     /// The password every node requires (and uses on the cluster bus), if any.
     public let password: String?
 
@@ -34,11 +35,7 @@ public final class RedisClusterTestServer: @unchecked Sendable {
             let port = Self.freeClusterPort()
             if !ports.contains(port) { ports.append(port) }
         }
-        let auth = password.map { ["--requirepass", $0, "--masterauth", $0] } ?? []
-        nodes = try ports.map { port in
-            try RedisTestServer(port: port, extraArguments: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                                             "--cluster-node-timeout", "2000"] + auth)
-        }
+        nodes = try ports.map { try Self.startNode(port: $0, password: password) }
         let (status, out) = try TestServers.run(try Self.cliBinary(),
                                                 authArguments + ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" } + ["--cluster-yes"])
         guard status == 0 else { throw TestServerError.failed("redis-cli --cluster create failed: \(out)") }
@@ -133,7 +130,39 @@ public final class RedisClusterTestServer: @unchecked Sendable {
         try waitUntilHealthy()
     }
 
-    // MARK: faults
+    // MARK: replicas and faults
+
+    /// Starts one more node as a replica of node `master` and waits until it replicates:
+    /// killing the master then makes the cluster promote it (after the 2 s node timeout).
+    @discardableResult
+    public func addReplica(of master: Int) throws -> Int {
+        var port = Self.freeClusterPort()
+        while ports.contains(port) { port = Self.freeClusterPort() }
+        nodes.append(try Self.startNode(port: port, password: password))
+        let index = nodes.count - 1
+        let (status, out) = try TestServers.run(try Self.cliBinary(), authArguments + [
+            "--cluster", "add-node", "127.0.0.1:\(port)", "127.0.0.1:\(ports[master])",
+            "--cluster-slave", "--cluster-master-id", try nodeID(master)])
+        guard status == 0 else { throw TestServerError.failed("redis-cli --cluster add-node failed: \(out)") }
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if (try? cli(index, "INFO", "replication"))?.contains("master_link_status:up") == true { return index }
+            usleep(50_000)
+        }
+        throw TestServerError.failed("replica on \(port) never synced with node \(master)")
+    }
+
+    /// Waits until node `index` is a master serving slots (a promoted replica).
+    public func waitUntilMaster(_ index: Int, timeout: TimeInterval = 20) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try? cli(index, "ROLE"))?.hasPrefix("master") == true, (try? cli(index, "CLUSTER", "INFO"))?.contains("cluster_state:ok") == true {
+                return
+            }
+            usleep(50_000)
+        }
+        throw TestServerError.failed("node \(index) was not promoted within \(timeout) s")
+    }
 
     /// Starts node `index` again on its port (its nodes.conf keeps its identity and slots)
     /// and waits until the cluster is healthy.
@@ -174,6 +203,12 @@ public final class RedisClusterTestServer: @unchecked Sendable {
             owners.append((node, slots))
         }
         return owners.sorted { $0.node < $1.node }
+    }
+
+    private static func startNode(port: Int, password: String?) throws -> RedisTestServer {
+        let auth = password.map { ["--requirepass", $0, "--masterauth", $0] } ?? []
+        return try RedisTestServer(port: port, extraArguments: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                                                "--cluster-node-timeout", "2000"] + auth)
     }
 
     private static func cliBinary() throws -> String {

@@ -148,6 +148,15 @@ public final class RedisClient {
         if let connection { tearDown(connection, .closed) }
     }
 
+    /// Takes back the commands waiting for a connection (never sent), oldest first, with
+    /// their encoded bytes: a cluster lane leaving the map sends them to the new master.
+    func takeQueued(_ body: (UnsafeRawBufferPointer, RedisCompletion) -> Void) {
+        while let entry = waiting.popFirst() {
+            waitingBytes.withReadableBytes { body(UnsafeRawBufferPointer(rebasing: $0[..<entry.encodedLength]), entry.completion) }
+            waitingBytes.moveReaderIndex(forwardBy: entry.encodedLength)
+        }
+    }
+
     // MARK: submitting
 
     /// Sends the command in `encoder` (or queues or fails it, by state) and clears the

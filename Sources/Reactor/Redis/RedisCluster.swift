@@ -262,6 +262,12 @@ public final class RedisClusterClient {
         }
     }
 
+    /// A command a retired lane never sent: to the slot's master in the new map.
+    func reroute(_ bytes: [UInt8], _ completion: RedisCompletion, slot: Int, redirects: Int) {
+        resubmit(HeldCommand(bytes: bytes, completion: completion, slot: slot, redirects: redirects,
+                             deadline: monotonicNanos() &+ commandTimeoutNanos))
+    }
+
     /// A retired lane closed.
     func laneClosed(_ lane: RedisClusterLane) {
         retiring[ObjectIdentifier(lane)] = nil

@@ -131,11 +131,32 @@ final class RedisClusterLane {
     // MARK: retiring
 
     /// Leaves the slot map: commands already sent still complete here (their replies may
-    /// redirect them), then the connection closes.
+    /// redirect them), then the connection closes. Commands still waiting for this node to
+    /// come back (a failover replaced it) were never sent: they go to the slot's new master.
     func retire() {
         retired = true
         client.onStateChange = nil
+        if !client.isUp {
+            var sequences: [Int] = []
+            client.takeQueued { _, completion in
+                if case .routed(_, let sequence) = completion { sequences.append(sequence) }
+            }
+            for sequence in sequences { handBack(sequence - headSequence) }
+        }
         closeIfDrained()
+    }
+
+    private func handBack(_ offset: Int) {
+        let entry = entries[offset]
+        if let completion = entry.completion {
+            let bytes = kept.withReadableBytes { Array($0[(entry.start - keptBase)..<(entry.start - keptBase + entry.length)]) }
+            if let cluster {
+                cluster.reroute(bytes, completion, slot: entry.slot, redirects: entry.redirects)
+            } else {
+                RedisClient.fail(completion, .closed)
+            }
+        }
+        finish(offset)
     }
 
     private func closeIfDrained() {
