@@ -56,7 +56,7 @@ final class RedisClusterFaultTests: XCTestCase {
         // promoted and the map says so, they are sent there (never to the dead node).
         let sink = RecordingSink()
         for (i, key) in keys.enumerated() { client.set(key, "v", px: 60_000, nx: true, get: true, sink: sink, index: i) }
-        try cluster.waitUntilMaster(replica)
+        try cluster.promote(replica)
         XCTAssertTrue(loop.run(timeout: .seconds(10)) { sink.answered.count == keys.count }, client.lastError ?? "")
         XCTAssertEqual(sink.errors.count, 0, "\(sink.errors.first.map { "\($0)" } ?? "")")
         XCTAssertEqual(sink.written, keys.count)

@@ -132,8 +132,7 @@ public final class RedisClusterTestServer: @unchecked Sendable {
 
     // MARK: replicas and faults
 
-    /// Starts one more node as a replica of node `master` and waits until it replicates:
-    /// killing the master then makes the cluster promote it (after the 2 s node timeout).
+    /// Starts one more node as a replica of node `master` and waits until it replicates.
     @discardableResult
     public func addReplica(of master: Int) throws -> Int {
         var port = Self.freeClusterPort()
@@ -152,8 +151,11 @@ public final class RedisClusterTestServer: @unchecked Sendable {
         throw TestServerError.failed("replica on \(port) never synced with node \(master)")
     }
 
-    /// Waits until node `index` is a master serving slots (a promoted replica).
-    public func waitUntilMaster(_ index: Int, timeout: TimeInterval = 20) throws {
+    /// Promotes replica `index` at once (`CLUSTER FAILOVER TAKEOVER`: what the cluster does
+    /// by itself once its master has failed for the node timeout, without the wait) and
+    /// waits until it serves its slots.
+    public func promote(_ index: Int, timeout: TimeInterval = 20) throws {
+        try expectOK(index, "CLUSTER", "FAILOVER", "TAKEOVER")
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if (try? cli(index, "ROLE"))?.hasPrefix("master") == true, (try? cli(index, "CLUSTER", "INFO"))?.contains("cluster_state:ok") == true {
@@ -161,7 +163,7 @@ public final class RedisClusterTestServer: @unchecked Sendable {
             }
             usleep(50_000)
         }
-        throw TestServerError.failed("node \(index) was not promoted within \(timeout) s")
+        throw TestServerError.failed("replica \(index) was not promoted within \(timeout) s")
     }
 
     /// Starts node `index` again on its port (its nodes.conf keeps its identity and slots)
@@ -208,7 +210,9 @@ public final class RedisClusterTestServer: @unchecked Sendable {
     private static func startNode(port: Int, password: String?) throws -> RedisTestServer {
         let auth = password.map { ["--requirepass", $0, "--masterauth", $0] } ?? []
         return try RedisTestServer(port: port, extraArguments: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                                                "--cluster-node-timeout", "2000"] + auth)
+                                                                "--cluster-node-timeout", "2000",
+                                                                // A replica syncs at once, not after the 5 s default wait.
+                                                                "--repl-diskless-sync-delay", "0"] + auth)
     }
 
     private static func cliBinary() throws -> String {
