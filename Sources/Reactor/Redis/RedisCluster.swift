@@ -41,15 +41,15 @@ public final class RedisClusterClient {
     /// Timeouts and policies, for every node's client.
     public let configuration: RedisClient.Configuration
     /// Current state: up when every slot is served by an up connection.
-    public private(set) var state: RedisClient.State = .connecting
+    public internal(set) var state: RedisClient.State = .connecting
     /// The last node, slot map or connection error, kept after recovery for `/health`.
-    public private(set) var lastError: String?
+    public internal(set) var lastError: String?
     /// Called on the loop when the cluster goes up, goes down (once per outage) or is closed.
     public var onStateChange: ((RedisClient.State, String?) -> Void)?
     /// Slot maps applied so far.
-    public private(set) var slotMapUpdates = 0
+    public internal(set) var slotMapUpdates = 0
     /// `MOVED` and `ASK` redirections followed so far (a migration or a stale map at work).
-    public private(set) var redirections = 0
+    public internal(set) var redirections = 0
 
     /// True when every slot has a master whose connection is up.
     public var isUp: Bool {
@@ -67,35 +67,35 @@ public final class RedisClusterClient {
     }
 
     /// Master lanes by address; a lane leaves when the map no longer names it.
-    private var lanes: [String: RedisClusterLane] = [:]
+    var lanes: [String: RedisClusterLane] = [:]
     /// Lanes out of the map that still wait for replies.
-    private var retiring: [ObjectIdentifier: RedisClusterLane] = [:]
+    var retiring: [ObjectIdentifier: RedisClusterLane] = [:]
     /// The lane of every slot.
-    private var owners: [RedisClusterLane?]
-    private var masters: [RedisClusterLane] = []
-    private var coveredSlots = 0
-    private var nextKeyless = 0
-    private let failFast: Bool
-    private let laneConfiguration: RedisClient.Configuration
-    private let commandTimeoutNanos: UInt64
+    var owners: [RedisClusterLane?]
+    var masters: [RedisClusterLane] = []
+    var coveredSlots = 0
+    var nextKeyless = 0
+    let failFast: Bool
+    let laneConfiguration: RedisClient.Configuration
+    let commandTimeoutNanos: UInt64
 
     /// Encodes commands that no lane can take yet.
-    private let encoder = RESPEncoder()
+    let encoder = RESPEncoder()
     /// Commands waiting for a slot map (or for their slot to get a master), in order.
-    private var waiting: [HeldCommand] = []
-    private var waitingTimer: TimerHandle?
+    var waiting: [HeldCommand] = []
+    var waitingTimer: TimerHandle?
     /// Commands answered TRYAGAIN, sent again when `retryTimer` fires.
-    private var delayed: [HeldCommand] = []
-    private var retryTimer: TimerHandle?
+    var delayed: [HeldCommand] = []
+    var retryTimer: TimerHandle?
 
-    private var refreshing = false
-    private var refreshAgain = false
-    private var refreshTimer: TimerHandle?
-    private var backoff: Backoff
+    var refreshing = false
+    var refreshAgain = false
+    var refreshTimer: TimerHandle?
+    var backoff: Backoff
     /// A connection opened to a seed only to read the map (when no master is up).
-    private var probe: RedisClient?
-    private var nextCandidate = 0
-    private var reportedState: RedisClient.State?
+    var probe: RedisClient?
+    var nextCandidate = 0
+    var reportedState: RedisClient.State?
 
     /// Creates the client and starts reading the slot map at once. Call on the loop's thread.
     public init(loop: EventLoop, seeds: [RedisURL], configuration: RedisClient.Configuration = RedisClient.Configuration()) {
@@ -175,7 +175,7 @@ public final class RedisClusterClient {
     }
 
     /// Keyless commands take turns over the masters that are up.
-    private func keylessLane() -> RedisClusterLane? {
+    func keylessLane() -> RedisClusterLane? {
         guard !masters.isEmpty else { return nil }
         for _ in 0..<masters.count {
             nextKeyless &+= 1
@@ -203,7 +203,7 @@ public final class RedisClusterClient {
     }
 
     /// Sends already-encoded bytes for `slot`, or holds them.
-    private func resubmit(_ command: HeldCommand) {
+    func resubmit(_ command: HeldCommand) {
         if let lane = route(command.slot) {
             command.bytes.withUnsafeBytes { lane.client.encoder.appendEncoded($0) }
             lane.submit(command.completion, slot: command.slot, redirects: command.redirects)
@@ -214,7 +214,7 @@ public final class RedisClusterClient {
 
     /// Keeps a command no lane can take until the map names its master, by the while-down
     /// policy; errors are reported after the current batch, like `RedisClient`'s.
-    private func hold(_ bytes: UnsafeRawBufferPointer, _ completion: RedisCompletion, slot: Int, redirects: Int, deadline: UInt64) {
+    func hold(_ bytes: UnsafeRawBufferPointer, _ completion: RedisCompletion, slot: Int, redirects: Int, deadline: UInt64) {
         if state == .closed { return failSoon(completion, .closed) }
         switch configuration.whileDown {
         case .failFast:
@@ -228,185 +228,13 @@ public final class RedisClusterClient {
         }
     }
 
-    private func failSoon(_ completion: RedisCompletion, _ error: RedisError) {
+    func failSoon(_ completion: RedisCompletion, _ error: RedisError) {
         loop.executeSoon { RedisClient.fail(completion, error) }
-    }
-
-    // MARK: redirections (called by lanes)
-
-    /// The lane a `MOVED` or `ASK` names; `MOVED` also moves the slot there in the map and
-    /// asks for the whole map again.
-    func redirected(_ redirect: RedisRedirect, from source: RedisClusterLane) -> RedisClusterLane {
-        redirections += 1
-        let target = lane(host: redirect.host.isEmpty ? source.client.url.host : redirect.host, port: redirect.port)
-        if redirect.kind == .moved {
-            if owners[redirect.slot] == nil { coveredSlots += 1 }
-            owners[redirect.slot] = target
-            if !masters.contains(where: { $0 === target }) { masters.append(target) }
-            refreshSlots()
-        }
-        return target
-    }
-
-    /// A command answered TRYAGAIN: its keys are split by a migration that will finish soon.
-    func retryLater(_ bytes: [UInt8], _ completion: RedisCompletion, slot: Int, redirects: Int) {
-        delayed.append(HeldCommand(bytes: bytes, completion: completion, slot: slot, redirects: redirects,
-                                   deadline: monotonicNanos() &+ commandTimeoutNanos))
-        guard retryTimer == nil else { return }
-        retryTimer = loop.schedule(in: .milliseconds(20)) { [weak self] in
-            guard let self else { return }
-            self.retryTimer = nil
-            let due = self.delayed
-            self.delayed = []
-            for command in due { self.resubmit(command) }
-        }
-    }
-
-    /// A command a retired lane never sent: to the slot's master in the new map.
-    func reroute(_ bytes: [UInt8], _ completion: RedisCompletion, slot: Int, redirects: Int) {
-        resubmit(HeldCommand(bytes: bytes, completion: completion, slot: slot, redirects: redirects,
-                             deadline: monotonicNanos() &+ commandTimeoutNanos))
-    }
-
-    /// A retired lane closed.
-    func laneClosed(_ lane: RedisClusterLane) {
-        retiring[ObjectIdentifier(lane)] = nil
-    }
-
-    // MARK: lanes
-
-    private func lane(host: String, port: Int) -> RedisClusterLane {
-        let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        if let lane = lanes[address] { return lane }
-        let seed = seeds[0]
-        let url = RedisURL(host: host, port: port, username: seed.username, password: seed.password)
-        let lane = RedisClusterLane(address: address, client: RedisClient(loop: loop, url: url, configuration: laneConfiguration), cluster: self)
-        lane.client.onStateChange = { [weak self, unowned lane] state, error in
-            self?.laneStateChanged(lane, state, error)
-        }
-        lanes[address] = lane
-        return lane
-    }
-
-    private func laneStateChanged(_ lane: RedisClusterLane, _ state: RedisClient.State, _ error: String?) {
-        guard lanes[lane.address] === lane else { return }
-        if state == .down {
-            lastError = "\(lane.address): \(error ?? "connection lost")"
-            refreshSlots()
-        }
-        updateState()
-    }
-
-    // MARK: slot map
-
-    /// Asks a master that is up (or, when none is, a seed) for the slot map; one request at
-    /// a time, and one more after it when asked again meanwhile.
-    func refreshSlots() {
-        guard state != .closed else { return }
-        if refreshing {
-            refreshAgain = true
-            return
-        }
-        refreshing = true
-        if let timer = refreshTimer {
-            loop.cancel(timer)
-            refreshTimer = nil
-        }
-        let up = masters.filter { $0.client.isUp }
-        if !up.isEmpty {
-            nextCandidate &+= 1
-            let lane = up[nextCandidate % up.count]
-            let host = lane.client.url.host, address = lane.address
-            lane.client.command(["CLUSTER", "SLOTS"]) { [weak self] result in
-                self?.slotsAnswered(result, host: host, address: address)
-            }
-            return
-        }
-        probeNextCandidate()
-    }
-
-    /// Opens a connection to the next seed (or known master) only to read the map.
-    private func probeNextCandidate() {
-        var candidates = seeds
-        for lane in masters where !candidates.contains(where: { $0.host == lane.client.url.host && $0.port == lane.client.url.port }) {
-            candidates.append(lane.client.url)
-        }
-        let url = candidates[nextCandidate % candidates.count]
-        nextCandidate &+= 1
-        var probeConfiguration = configuration
-        probeConfiguration.whileDown = .queue(limit: 1)
-        let probe = RedisClient(loop: loop, url: url, configuration: probeConfiguration)
-        self.probe = probe
-        let id = ObjectIdentifier(probe), address = "\(url.host):\(url.port)"
-        probe.onStateChange = { [weak self] state, error in
-            guard let self, state == .down, self.probe.map(ObjectIdentifier.init) == id else { return }
-            self.slotsAnswered(.failure(.notConnected(error ?? "connection lost")), host: url.host, address: address)
-        }
-        probe.command(["CLUSTER", "SLOTS"]) { [weak self] result in
-            guard let self, self.probe.map(ObjectIdentifier.init) == id else { return }
-            self.slotsAnswered(result, host: url.host, address: address)
-        }
-    }
-
-    private func slotsAnswered(_ result: Result<RedisReply, RedisError>, host: String, address: String) {
-        guard state != .closed else { return }
-        if let probe {
-            self.probe = nil
-            probe.onStateChange = nil
-            probe.close()
-        }
-        refreshing = false
-        let map: RedisSlotMap
-        do {
-            map = try RedisSlotMap(clusterSlots: result.get())
-        } catch {
-            // Try the next candidate after a pause: a node that cannot answer now is no
-            // reason to ask the others in a tight loop.
-            lastError = "slot map from \(address): \(error)"
-            refreshAgain = false
-            if state == .connecting { setState(.down) }
-            updateState()
-            return
-        }
-        apply(map, askedHost: host)
-        if refreshAgain {
-            refreshAgain = false
-            refreshSlots()
-        }
-    }
-
-    private func apply(_ map: RedisSlotMap, askedHost: String) {
-        var newOwners = [RedisClusterLane?](repeating: nil, count: RedisSlot.count)
-        var newMasters: [RedisClusterLane] = []
-        var covered = 0
-        for range in map.ranges {
-            let lane = self.lane(host: range.host.isEmpty ? askedHost : range.host, port: range.port)
-            if !newMasters.contains(where: { $0 === lane }) { newMasters.append(lane) }
-            for slot in range.slots {
-                if newOwners[slot] == nil { covered += 1 }
-                newOwners[slot] = lane
-            }
-        }
-        owners = newOwners
-        masters = newMasters
-        coveredSlots = covered
-        slotMapUpdates += 1
-        for (address, lane) in lanes where !newMasters.contains(where: { $0 === lane }) {
-            lanes[address] = nil
-            retiring[ObjectIdentifier(lane)] = lane
-            lane.retire()
-        }
-        if !waiting.isEmpty {
-            let held = waiting
-            waiting = []
-            for command in held { resubmit(command) }
-        }
-        updateState()
     }
 
     // MARK: state
 
-    private func updateState() {
+    func updateState() {
         guard state != .closed else { return }
         if isUp {
             backoff.reset()
@@ -417,18 +245,7 @@ public final class RedisClusterClient {
         }
     }
 
-    /// While some slot is not served, the map is read again with the clients' backoff: a
-    /// failover or a restarted node shows up there.
-    private func scheduleRefresh() {
-        guard refreshTimer == nil, !refreshing, state != .closed else { return }
-        refreshTimer = loop.schedule(in: backoff.nextDelay()) { [weak self] in
-            guard let self else { return }
-            self.refreshTimer = nil
-            self.refreshSlots()
-        }
-    }
-
-    private func setState(_ new: RedisClient.State) {
+    func setState(_ new: RedisClient.State) {
         guard new != state else { return }
         state = new
         guard state != .connecting, state != reportedState, onStateChange != nil else { return }
@@ -439,7 +256,7 @@ public final class RedisClusterClient {
 
     // MARK: timeouts of held commands
 
-    private func armWaitingTimer() {
+    func armWaitingTimer() {
         guard waitingTimer == nil, let next = waiting.lazy.map(\.deadline).min() else { return }
         waitingTimer = loop.schedule(atNanos: next) { [weak self] in
             guard let self else { return }
@@ -455,7 +272,7 @@ public final class RedisClusterClient {
 }
 
 /// A command the cluster client keeps itself: waiting for a map, or for a TRYAGAIN retry.
-private struct HeldCommand {
+struct HeldCommand {
     var bytes: [UInt8]
     var completion: RedisCompletion
     var slot: Int
