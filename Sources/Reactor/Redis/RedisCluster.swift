@@ -13,7 +13,9 @@
 /// being migrated), without touching the map; `TRYAGAIN` (a multi-key command whose keys a
 /// migration has split) sends it again shortly. After `maxRedirects` redirections a
 /// command fails with the last one. The map is also refreshed when a master's connection
-/// is lost, and every so often (with the clients' backoff) while not every slot is served.
+/// is lost, and every so often (with the clients' backoff) while not every slot is served;
+/// when a failover gives a dead master's slots to its replica, the commands that were
+/// waiting for the dead master (never sent) go to the new one.
 ///
 /// Completions keep `RedisClient`'s contract: each command completes exactly once, on the
 /// loop; a command whose connection is lost fails with that error (it may have run, so the
