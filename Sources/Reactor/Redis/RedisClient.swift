@@ -148,6 +148,15 @@ public final class RedisClient {
         if let connection { tearDown(connection, .closed) }
     }
 
+    /// Takes back the commands waiting for a connection (never sent), oldest first, with
+    /// their encoded bytes: a cluster lane leaving the map sends them to the new master.
+    func takeQueued(_ body: (UnsafeRawBufferPointer, RedisCompletion) -> Void) {
+        while let entry = waiting.popFirst() {
+            waitingBytes.withReadableBytes { body(UnsafeRawBufferPointer(rebasing: $0[..<entry.encodedLength]), entry.completion) }
+            waitingBytes.moveReaderIndex(forwardBy: entry.encodedLength)
+        }
+    }
+
     // MARK: submitting
 
     /// Sends the command in `encoder` (or queues or fails it, by state) and clears the
@@ -196,6 +205,7 @@ public final class RedisClient {
         case .bytes(let done): done(.failure(error))
         case .integer(let done): done(.failure(error))
         case .bool(let done): done(.failure(error))
+        case .routed(let lane, let sequence): lane.failed(sequence, error)
         case .handshake: break
         }
     }
@@ -217,16 +227,28 @@ public final class RedisClient {
     }
 
     private func deliver(_ entry: PendingCommand, _ reply: UnsafeMutablePointer<redisReply>, _ connection: RedisConnection) {
-        let type = reply.replyType
         if case .handshake(let step) = entry.completion {
             handshakeReply(step, reply, connection)
             return
         }
+        Self.complete(entry.completion, reply)
+    }
+
+    /// Turns `reply` into the completion's result. Shared with `RedisClusterLane`, which
+    /// holds the caller's completion while it may still follow a redirection.
+    @inline(__always)
+    static func complete(_ completion: RedisCompletion, _ reply: UnsafeMutablePointer<redisReply>) {
+        let type = reply.replyType
         if type == HiredisReplyType.error {
-            Self.fail(entry.completion, .server(reply.payloadString))
+            // A cluster lane reads error replies itself: MOVED and ASK are not the caller's.
+            if case .routed(let lane, let sequence) = completion {
+                lane.replyArrived(sequence, reply)
+            } else {
+                fail(completion, .server(reply.payloadString))
+            }
             return
         }
-        switch entry.completion {
+        switch completion {
         case .reply(let done):
             done(.success(reply.copyReply()))
         case .set(let flags, let done):
@@ -252,6 +274,8 @@ public final class RedisClient {
             if type == HiredisReplyType.integer { done(.success(reply.pointee.integer != 0)) } else {
                 done(.failure(.unexpectedReply(reply.summary)))
             }
+        case .routed(let lane, let sequence):
+            lane.replyArrived(sequence, reply)
         case .handshake:
             break
         }
@@ -478,6 +502,8 @@ enum RedisCompletion {
     case bytes((Result<[UInt8]?, RedisError>) -> Void)
     case integer((Result<Int64, RedisError>) -> Void)
     case bool((Result<Bool, RedisError>) -> Void)
+    /// Sent by a cluster lane, which finds the caller's completion by `sequence`.
+    case routed(RedisClusterLane, Int)
     case handshake(HandshakeStep)
 }
 

@@ -146,11 +146,18 @@ extension RedisClient {
     /// Sends a command of exactly `argumentCount` arguments, which `write` appends.
     public func command(argumentCount: Int, _ write: (inout RedisCommandWriter) -> Void,
                         completion: @escaping (Result<RedisReply, RedisError>) -> Void) {
-        encoder.beginCommand(argumentCount: argumentCount)
-        var writer = RedisCommandWriter(encoder: encoder)
+        encoder.encodeCommand(argumentCount: argumentCount, write)
+        submit(.reply(completion))
+    }
+}
+
+extension RESPEncoder {
+    /// Encodes a command of exactly `argumentCount` arguments, which `write` appends.
+    func encodeCommand(argumentCount: Int, _ write: (inout RedisCommandWriter) -> Void) {
+        beginCommand(argumentCount: argumentCount)
+        var writer = RedisCommandWriter(encoder: self)
         write(&writer)
         precondition(writer.written == argumentCount, "RedisCommandWriter: wrote \(writer.written) of \(argumentCount) arguments")
-        submit(.reply(completion))
     }
 }
 

@@ -31,6 +31,18 @@ struct RedisRing<Element> {
         count == 0 ? nil : body(storage[head])
     }
 
+    /// The element `offset` places after the oldest one (0 is the oldest).
+    subscript(offset: Int) -> Element {
+        get {
+            precondition(offset >= 0 && offset < count, "RedisRing index out of range")
+            return storage[(head + offset) & (capacity - 1)]
+        }
+        nonmutating _modify {
+            precondition(offset >= 0 && offset < count, "RedisRing index out of range")
+            yield &storage[(head + offset) & (capacity - 1)]
+        }
+    }
+
     mutating func append(_ element: Element) {
         if count == capacity { grow() }
         (storage + ((head + count) & (capacity - 1))).initialize(to: element)
