@@ -22,7 +22,7 @@ extension DedupEngine {
     /// lifetime so it never expires while we live), then reads the members' states.
     /// Busy, every poll tick; idle, every 200 ms.
     func pollMembers() {
-        guard redis.isUp, !stopping, !membersPollInFlight else { return }
+        guard redisUp, !stopping, !membersPollInFlight else { return }
         let now = loop.nowNanos
         guard inFlightCount > 0 || now &- lastMembersPoll >= 200_000_000 else { return }
         lastMembersPoll = now
@@ -133,7 +133,7 @@ extension DedupEngine {
 
     /// Stops taking a share: others claim what they held for us at their next poll.
     func leaveMembership() {
-        guard redis.isUp else { return }
+        guard redisUp else { return }
         redis.command([Array("DEL".utf8), Membership.key(membership.me)]) { _ in }
         redis.command([Array("SREM".utf8), Membership.setKey, membership.me]) { _ in }
     }

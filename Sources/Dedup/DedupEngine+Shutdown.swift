@@ -5,7 +5,7 @@ import ServiceKit
 /// Intake flow (bytes and events held) and the shutdown deadline.
 extension DedupEngine {
     func updateFlow() {
-        let open = !stopping && redis.isUp && db.canAcceptWork
+        let open = !stopping && redisUp && db.canAcceptWork
             && inFlightBytes < settings.maxInFlightBytes && inFlightCount < settings.maxInFlight
         guard open != flowOpen else { return }
         flowOpen = open
@@ -55,7 +55,7 @@ extension DedupEngine {
         for round in claimRounds + pendingRounds {
             byClaim[round.claim, default: EventSet()].append(round.events, 0..<round.events.count)
         }
-        guard !byClaim.isEmpty, redis.isUp else { return finish() }
+        guard !byClaim.isEmpty, redisUp else { return finish() }
         let count = byClaim.values.reduce(0) { $0 + $1.count }
         logger.info("releasing \(count) unfinished claims so other instances take them over")
         var remaining = byClaim.count

@@ -41,7 +41,7 @@ extension DedupEngine {
             guard let self else { return }
             self.pollWatched()
             self.pollMembers()
-            if self.redis.isUp && self.tracker.highest > 0
+            if self.redisUp && self.tracker.highest > 0
                 && (self.liveProgress != self.publishedProgress || !self.closedScopes.isEmpty) {
                 self.publishProgress()
             }
@@ -57,21 +57,19 @@ extension DedupEngine {
         }
     }
 
-    /// One MGET of the owners' progress marks drops what they finished; events whose
-    /// claim could have expired, or whose owner gave them back, are claimed again (a
-    /// takeover if the owner died).
+    /// One pipelined GET per owner's progress mark (not one MGET: on a cluster the marks
+    /// live in different slots) drops what the owners finished; events whose claim could
+    /// have expired, or whose owner gave them back, are claimed again (a takeover if the
+    /// owner died).
     func pollWatched() {
-        guard !watch.isEmpty, redis.isUp, !pollInFlight else { return }
+        guard !watch.isEmpty, redisUp, !pollInFlight else { return }
         let owners = watch.activeOwners
         pollInFlight = true
-        var command: [[UInt8]] = [Array("MGET".utf8)]
-        for owner in owners { command.append(ClaimValues.progressKey(forClaim: watch.ownerClaims[owner])) }
-        redis.command(command) { [weak self] result in
-            guard let self else { return }
-            self.pollInFlight = false
-            if case .success(.array(let marks)) = result {
-                for (owner, mark) in zip(owners, marks) where owner < self.watch.progress.count {
-                    guard let bytes = mark.bytes else { continue }
+        var remaining = owners.count
+        for owner in owners {
+            redis.command([Array("GET".utf8), ClaimValues.progressKey(forClaim: watch.ownerClaims[owner])]) { [weak self] result in
+                guard let self else { return }
+                if case .success(let mark) = result, let bytes = mark.bytes, owner < self.watch.progress.count {
                     if bytes.elementsEqual(ClaimValues.releasedMark) {
                         self.watch.released[owner] = true
                     } else if bytes.elementsEqual(ClaimValues.finishedMark) {
@@ -81,8 +79,11 @@ extension DedupEngine {
                         self.watch.progress[owner] = max(self.watch.progress[owner], seq)
                     }
                 }
+                remaining -= 1
+                guard remaining == 0 else { return }
+                self.pollInFlight = false
+                self.sweepWatched()
             }
-            self.sweepWatched()
         }
     }
 

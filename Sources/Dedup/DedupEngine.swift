@@ -36,7 +36,11 @@ package final class DedupEngine {
     let loop: EventLoop
     let settings: EngineSettings
     var values: ClaimValues
-    let redis: RedisClient
+    /// One node or a cluster; replaced once when a single URL turns out to be a cluster
+    /// node (see `useRedis`).
+    private(set) var redis: any RedisCommandClient
+    /// False while the kind of Redis behind a single URL is not known yet: nothing is sent.
+    private(set) var redisKnown = true
     let db: PostgresConnection
     let metrics: ListenerMetrics
     let inserter: EventBatchInsert
@@ -77,7 +81,7 @@ package final class DedupEngine {
     /// Told when intake should pause (false) or resume (true).
     package var onFlowChange: ((Bool) -> Void)?
 
-    package init(loop: EventLoop, settings: EngineSettings, redis: RedisClient, db: PostgresConnection,
+    package init(loop: EventLoop, settings: EngineSettings, redis: any RedisCommandClient, db: PostgresConnection,
          metrics: ListenerMetrics, logger: Logger) {
         self.loop = loop
         self.settings = settings
@@ -98,6 +102,19 @@ package final class DedupEngine {
             self.updateFlow()
         }
         schedulePoll()
+    }
+
+    /// Redis can take commands: its kind is known and it is up.
+    var redisUp: Bool { redisKnown && redis.isUp }
+
+    /// Sends nothing to Redis until `useRedis` says what it is.
+    package func awaitRedisKind() { redisKnown = false }
+
+    /// The client to use from now on (a cluster client when a single URL named a cluster
+    /// node). Commands still pending on the old one fail and are retried on this one.
+    package func useRedis(_ client: any RedisCommandClient) {
+        redis = client
+        redisKnown = true
     }
 
     /// Starts from a persisted watermark.
@@ -202,7 +219,7 @@ package final class DedupEngine {
 
     /// Sends this turn's claims: one pipelined `SET event:<id> <claim> PX ttl NX GET` each.
     func submitClaims() {
-        guard redis.isUp, !stopping else { return }
+        guard redisUp, !stopping else { return }
         while !pendingRounds.isEmpty { sendClaims(pendingRounds.removeLast()) }
         guard !incoming.isEmpty else { return }
         var batch = EventSet()

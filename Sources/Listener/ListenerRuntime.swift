@@ -10,7 +10,7 @@ import Synchronization
 final class ListenerRuntime {
     let loop: EventLoop
     let settings: ListenerSettings
-    let redis: RedisClient
+    private(set) var redis: any RedisCommandClient
     let db: PostgresConnection
     let readDB: PostgresConnection
     let metrics: ListenerMetrics
@@ -26,7 +26,9 @@ final class ListenerRuntime {
         self.settings = settings
         self.logger = logger
         metrics = ListenerMetrics(instance: settings.instanceID)
-        redis = try RedisClient(loop: loop, url: settings.redisURL)
+        let urls = settings.redisURLs
+        let single = urls.count == 1 ? RedisClient(loop: loop, url: urls[0]) : nil
+        redis = single ?? RedisClusterClient(loop: loop, seeds: urls)
         db = try PostgresConnection(loop: loop, url: settings.databaseURL)
         // Reads get a session of their own: a burst of API reads never queues behind, or
         // in front of, the pipelined inserts.
@@ -53,8 +55,24 @@ final class ListenerRuntime {
         config.idleTimeout = .seconds(60)
         server = try HTTPServer(loop: loop, configuration: config, router: api.router)
         health = { [unowned self] in self.health() }
-        redis.onStateChange = { state, error in
+        let logRedis: (RedisClient.State, String?) -> Void = { state, error in
             logger.log(level: state == .up ? .info : .warning, "redis \(state)\(error.map { ": \($0)" } ?? "")")
+        }
+        redis.onStateChange = logRedis
+        if let single {
+            // One URL may name a cluster node: nothing goes to Redis until we know.
+            engine.awaitRedisKind()
+            RedisClients.whenKnown(single, loop: loop) { [weak self] client in
+                guard let self else { return }
+                if client !== single {
+                    logger.info("REDIS_URL names a Redis Cluster node: using the cluster")
+                    client.onStateChange = logRedis
+                    self.redis = client
+                }
+                self.engine.useRedis(client)
+            }
+        } else {
+            logger.info("Redis Cluster with \(urls.count) seed nodes")
         }
         db.onStateChange = { state, error in
             logger.log(level: state == .up ? .info : .warning, "postgres \(state)\(error.map { ": \($0)" } ?? "")")

@@ -11,6 +11,8 @@ struct ListenerSettings {
     var port = 3000
     var producerURL = try! WebSocketURL(parsing: "ws://127.0.0.1:8080/")
     var redisURL = "redis://127.0.0.1:6379"
+    /// One node, or a Redis Cluster's seed nodes (a comma-separated REDIS_URL).
+    var redisURLs: [RedisURL] = []
     var databaseURL = "postgres://postgres@127.0.0.1:5432/postgres"
     var lockTTLMillis = 30_000
     var dedupWindowMillis = 600_000
@@ -47,7 +49,7 @@ struct ListenerOptions: ParsableCommand {
     var host: String?
     @Option(name: .customLong("producer-url"), help: "Where events come from [env PRODUCER_URL] (default: ws://127.0.0.1:8080/)")
     var producerURL: String?
-    @Option(name: .customLong("redis-url"), help: "Claims: redis://[:password@]host:port[/db] [env REDIS_URL] (default: redis://127.0.0.1:6379)")
+    @Option(name: .customLong("redis-url"), help: "Claims: redis://[:password@]host:port[/db], or a Redis Cluster's seed nodes redis://[:password@]h1:p1,h2:p2,... [env REDIS_URL] (default: redis://127.0.0.1:6379)")
     var redisURL: String?
     @Option(name: .customLong("database-url"), help: "Storage, a libpq URI [env DATABASE_URL] (default: postgres://postgres@127.0.0.1:5432/postgres)")
     var databaseURL: String?
@@ -84,7 +86,7 @@ struct ListenerOptions: ParsableCommand {
             }
         }
         s.redisURL = Settings.string(redisURL, env: "REDIS_URL", default: s.redisURL)
-        do { _ = try RedisURL(parsing: s.redisURL) } catch {
+        do { s.redisURLs = try RedisClients.urls(s.redisURL) } catch {
             throw SettingError("REDIS_URL", "'\(RedactedURL.text(s.redisURL))': \(error)")
         }
         s.databaseURL = Settings.string(databaseURL, env: "DATABASE_URL", default: s.databaseURL)

@@ -46,24 +46,36 @@ public enum RedisClients {
             return
         }
         let client = RedisClient(loop: loop, url: urls[0], configuration: configuration)
+        whenKnown(client, loop: loop, configuration: configuration, ready: ready)
+    }
+
+    /// Waits until `client` (a single URL) answers, asks it `INFO cluster`, and calls
+    /// `ready` once, on the loop: with `client` itself for a plain node, or with a new
+    /// `RedisClusterClient` seeded from it for a cluster node (after closing `client`).
+    /// For a caller that needs a client before the node answers.
+    public static func whenKnown(_ client: RedisClient, loop: EventLoop, configuration: RedisClient.Configuration = RedisClient.Configuration(),
+                                 ready: @escaping (any RedisCommandClient) -> Void) {
+        let previous = client.onStateChange
         var asking = false
-        client.onStateChange = { state, _ in
+        client.onStateChange = { state, error in
+            previous?(state, error)
             guard state == .up, !asking else { return }
             asking = true
             client.command(["INFO", "cluster"]) { result in
                 asking = false
                 switch result {
                 case .success(let reply):
-                    client.onStateChange = nil
+                    client.onStateChange = previous
                     if reply.string?.contains("cluster_enabled:1") == true {
+                        client.onStateChange = nil
                         client.close()
-                        ready(RedisClusterClient(loop: loop, seeds: urls, configuration: configuration))
+                        ready(RedisClusterClient(loop: loop, seeds: [client.url], configuration: configuration))
                     } else {
                         ready(client)
                     }
                 case .failure(.server):
                     // INFO renamed or refused: not something a cluster node does.
-                    client.onStateChange = nil
+                    client.onStateChange = previous
                     ready(client)
                 case .failure:
                     break  // the connection went; ask again when it is back up
