@@ -46,9 +46,9 @@ extension E2ERun {
     private func scalingBars(_ rows: [PassResult]) -> [(key: String, met: Bool, text: String)] {
         let base = rows[0].listeners
         var bars: [(key: String, met: Bool, text: String)] = rows.dropFirst().map { r in
-            let share = share(r, of: rows)
-            return ("bar_\(r.listeners)_listeners_at_least_0_9_of_\(base)_met", share >= shareOfSmallestBar,
-                    "\(listenersText(r.listeners)): \(String(format: "%.2f", share))× the \(base)-listener rate (bar ≥ 0.9×)")
+            let ratio = share(r, of: rows)
+            return ("bar_\(r.listeners)_listeners_at_least_0_9_of_\(base)_met", ratio >= shareOfSmallestBar,
+                    "\(listenersText(r.listeners)): \(String(format: "%.2f", ratio))× the \(base)-listener rate (bar ≥ 0.9×)")
         }
         if let two = rows.first(where: { $0.listeners == 2 }) {
             bars.append(("bar_2_listeners_150k_distinct_per_sec_met", two.distinctPerSecond >= twoListenersRateBar,
