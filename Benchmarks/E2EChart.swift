@@ -71,7 +71,7 @@ enum E2EChart {
         let counts = rows.map { "\($0.listeners)" }
         let rates = rows.map(\.distinctPerSecond)
         let floor = 0.9 * rates[0]
-        let ratePlot = SVGCanvas.Plot(left: 80, top: 460, width: 300, height: 250, xMax: 1, yMax: max(rates.max() ?? 1, floor) * 1.15)
+        let ratePlot = SVGCanvas.Plot(left: 80, top: 460, width: 280, height: 250, xMax: 1, yMax: max(rates.max() ?? 1, floor) * 1.15)
         canvas.axes(ratePlot, title: "stored per second", xLabel: "listeners", yLabel: "distinct events/s", xEnds: false)
         bars(rates.map { [$0] }, groups: counts, colours: [colours["throughput"]!], in: ratePlot, on: &canvas)
         canvas.line(ratePlot.left, ratePlot.y(floor), ratePlot.left + ratePlot.width, ratePlot.y(floor), colour: "#d62728", dashed: true)
@@ -80,16 +80,16 @@ enum E2EChart {
         canvas.text(ratePlot.left + 34, legendY + 4, "bar: 0.9× the \(counts[0])-listener rate", size: 10, colour: "#444")
 
         let commands = rows.map(\.redisCommandsPerDistinct)
-        let commandPlot = SVGCanvas.Plot(left: 460, top: 460, width: 200, height: 250, xMax: 1, yMax: (commands.max() ?? 1) * 1.15)
+        let commandPlot = SVGCanvas.Plot(left: 440, top: 460, width: 240, height: 250, xMax: 1, yMax: (commands.max() ?? 1) * 1.15)
         canvas.axes(commandPlot, title: "Redis commands", xLabel: "listeners", yLabel: "per distinct event", xEnds: false)
         bars(commands.map { [$0] }, groups: counts, colours: ["#8c564b"], in: commandPlot, on: &canvas)
 
         let cpu = rows.map { r in [r.producerCPU, r.listenerCPU.reduce(0, +), r.redisCPU, r.postgresCPU].map(r.microsPerDistinct) }
-        let cpuPlot = SVGCanvas.Plot(left: 740, top: 460, width: 320, height: 250, xMax: 1, yMax: (cpu.flatMap { $0 }.max() ?? 1) * 1.15)
+        let cpuPlot = SVGCanvas.Plot(left: 760, top: 460, width: 300, height: 250, xMax: 1, yMax: (cpu.flatMap { $0 }.max() ?? 1) * 1.15)
         canvas.axes(cpuPlot, title: "CPU by process", xLabel: "listeners", yLabel: "µs per distinct event", xEnds: false)
         bars(cpu, groups: counts, colours: kinds.map(\.1), in: cpuPlot, on: &canvas)
         for (index, (kind, colour)) in kinds.enumerated() {
-            let x = cpuPlot.left + 8 + Double(index) * 78
+            let x = cpuPlot.left + 8 + Double(index) * 72
             canvas.rect(x, cpuPlot.top + cpuPlot.height + 40, 10, 10, fill: colour)
             canvas.text(x + 14, cpuPlot.top + cpuPlot.height + 49, kind, size: 10, colour: "#444")
         }
