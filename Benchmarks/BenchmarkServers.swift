@@ -65,6 +65,17 @@ final class BenchRedisServer {
         return out.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Commands the server has run since it started (`INFO stats` total_commands_processed).
+    /// A reading leaves out the INFO that asks for it but counts every earlier one.
+    func commandsProcessed() throws -> Int {
+        let info = try cli("INFO", "stats")
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("total_commands_processed:") }),
+              let count = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) else {
+            throw TestServerError.failed("no total_commands_processed in INFO stats: \(info.prefix(200))")
+        }
+        return count
+    }
+
     /// Runs `redis-benchmark -P 64 -n commands -r randomKeys SET key:__rand_int__ x PX 30000 NX`
     /// (50 connections, its default), echoing its live rate line; returns requests per second.
     func redisBenchmark(commands: Int, randomKeys: Int = 1_000_000) throws -> Double {

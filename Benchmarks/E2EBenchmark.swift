@@ -22,14 +22,20 @@ import TestSupport
 /// Cost (peak RSS, CPU per 1,000 events, listener heap allocations per event) comes from
 /// step 3. Every pass starts from a fresh slate (new producer and listeners, empty tables,
 /// FLUSHALL, CHECKPOINT).
+/// Scaling (`--listeners 1,2,4`): step 3 once per listener count, each from a fresh slate,
+/// then a table of rate, Redis commands, CPU and RSS per count; the other steps run once,
+/// with the run's own count (`E2EOptions.listeners`).
 ///
-/// One file a phase: E2ECeilings, E2EThroughput (throughput and durable), E2ELatency,
-/// E2ECost; E2EPass runs one pass, E2EServices starts the system and the flood, E2EReport
-/// holds the table.
+/// One file a phase: E2ECeilings, E2EThroughput (throughput and durable), E2EScaling,
+/// E2EReads, E2ELatency, E2ECost; E2EPass runs one pass, E2EServices starts the system and
+/// the flood, E2EReport holds the table, E2EChart the picture.
 struct E2EOptions {
+    static let defaultListeners = 2
+
     var events = 1_000_000
     var eventsGiven = false
-    var listeners = 2
+    /// Listener counts, ascending; more than one runs the scaling passes.
+    var listenerCounts = [defaultListeners]
     var duplicates = 0.1
     var quick = false
     var binDir: String?
@@ -37,6 +43,12 @@ struct E2EOptions {
     var latencyRate: Int?
 
     var effectiveEvents: Int { quick && !eventsGiven ? 20_000 : events }
+
+    /// The count every phase but scaling runs with: the default when listed, so a scaling run's
+    /// other figures stay comparable with a plain run's; otherwise the smallest.
+    var listeners: Int { listenerCounts.contains(Self.defaultListeners) ? Self.defaultListeners : listenerCounts[0] }
+
+    var scaling: Bool { listenerCounts.count > 1 }
 }
 
 /// Runs the whole end-to-end benchmark.
@@ -44,6 +56,7 @@ func runE2EBenchmark(_ options: E2EOptions) -> E2EOutcome {
     var outcome = E2EOutcome()
     let n = options.effectiveEvents
     outcome.header = "\(n) events, \(Int(options.duplicates * 100)) % duplicate ids, 100-byte payloads, \(options.listeners) listeners"
+        + (options.scaling ? " (scaling: \(options.listenerCounts.map(String.init).joined(separator: ", ")))" : "")
         + (options.quick ? " (quick: correctness only, figures not judged against the bar)" : "")
     print("== e2e: \(outcome.header) ==")
     do {
@@ -52,8 +65,9 @@ func runE2EBenchmark(_ options: E2EOptions) -> E2EOutcome {
         outcome.failures.append("\(error)")
         print("\n  e2e failed: \(error)")
     }
-    for phase in ["e2e_ceiling", "e2e_throughput", "e2e_reads", "e2e_latency", "e2e_durable", "e2e_cost"]
-    where !outcome.suites.contains(where: { $0.name == phase }) {
+    let phases = ["e2e_ceiling", "e2e_throughput"] + (options.scaling ? ["e2e_scaling"] : [])
+        + ["e2e_reads", "e2e_latency", "e2e_durable", "e2e_cost"]
+    for phase in phases where !outcome.suites.contains(where: { $0.name == phase }) {
         outcome.suites.append(SuiteResult(name: phase, figures: [], notes: ["not run: \(outcome.failures.first ?? "an earlier phase failed")"]))
     }
     return outcome
@@ -106,7 +120,9 @@ final class E2ERun {
         if let counterProblem { print("  listener allocations: not measured (\(counterProblem))") }
 
         let ceiling = try ceilings(setup, into: &outcome)
-        let throughput = try throughputPhase(ceiling: ceiling, counter: counter, on: setup, into: &outcome)
+        let throughput = options.scaling
+            ? try scalingPhase(ceiling: ceiling, counter: counter, on: setup, into: &outcome)
+            : try throughputPhase(ceiling: ceiling, counter: counter, on: setup, into: &outcome)
         reportCost(throughput, counterProblem: counterProblem, into: &outcome)
         try readsPhase(after: throughput, on: setup, into: &outcome)
         try latencyPhase(after: throughput, on: setup, into: &outcome)

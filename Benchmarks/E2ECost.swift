@@ -2,9 +2,10 @@ import Foundation
 import Glibc
 import TestSupport
 
-/// Every measured process's CPU time at the start of a pass; `charge` books what each used
-/// since then, and the peak RSS, into the pass's result.
-struct CPUSnapshot {
+/// Every measured process's CPU time, and Redis' command count, at the start of a pass;
+/// `charge` books what each used since then, and the peak RSS, into the pass's result.
+struct CostSnapshot {
+    let redisCommands: Int
     let producer: Double
     let listeners: [Double]
     let redis: Double
@@ -13,7 +14,9 @@ struct CPUSnapshot {
     let children: Double
     let me: Double
 
-    init(producer: ServiceProcess, listeners: [ServiceProcess], setup: E2ESetup) {
+    /// Redis is asked first and last, so its CPU leaves the INFO calls out.
+    init(producer: ServiceProcess, listeners: [ServiceProcess], setup: E2ESetup) throws {
+        redisCommands = try setup.redis.commandsProcessed()
         self.producer = ProcStats.cpuSeconds(producer.pid)
         self.listeners = listeners.map { ProcStats.cpuSeconds($0.pid) }
         redis = ProcStats.cpuSeconds(setup.redis.pid)
@@ -22,7 +25,7 @@ struct CPUSnapshot {
         me = ProcStats.totalCPU()
     }
 
-    func charge(producer: ServiceProcess, listeners: [ServiceProcess], setup: E2ESetup, to result: inout PassResult) {
+    func charge(producer: ServiceProcess, listeners: [ServiceProcess], setup: E2ESetup, to result: inout PassResult) throws {
         result.producerCPU = ProcStats.cpuSeconds(producer.pid) - self.producer
         result.listenerCPU = zip(listeners, self.listeners).map { ProcStats.cpuSeconds($0.pid) - $1 }
         result.redisCPU = ProcStats.cpuSeconds(setup.redis.pid) - redis
@@ -30,10 +33,17 @@ struct CPUSnapshot {
         result.benchmarkCPU = ProcStats.totalCPU() - me
         result.producerPeakRSS = ProcStats.peakRSS(producer.pid)
         result.listenerPeakRSS = listeners.map { ProcStats.peakRSS($0.pid) }
+        // Less one: the reading at the start counts itself in this one.
+        result.redisCommands = try setup.redis.commandsProcessed() - redisCommands - 1
     }
 }
 
 extension PassResult {
+    /// CPU seconds over the pass as microseconds per distinct event stored.
+    func microsPerDistinct(_ cpuSeconds: Double) -> Double { cpuSeconds / Double(max(distinct, 1)) * 1e6 }
+
+    var redisCommandsPerDistinct: Double { Double(redisCommands) / Double(max(distinct, 1)) }
+
     /// Each listener's heap allocations per event it received; nil when not counted.
     var allocationsPerEvent: [Double]? {
         listenerAllocations.map { allocations in
@@ -46,8 +56,8 @@ extension PassResult {
     }
 }
 
-/// The listeners' memory budget.
-private let listenerRSSBar = 24.0 * 1024 * 1024
+/// The listeners' memory budget (the cost rows and the scaling table).
+let listenerRSSBar = 24.0 * 1024 * 1024
 /// Heap allocations per event a listener may make, on average.
 private let allocationsBar = 2.0
 

@@ -43,6 +43,8 @@ struct PassResult {
     var listenerCPU: [Double] = []
     var redisCPU = 0.0
     var postgresCPU = 0.0
+    /// Commands Redis ran over the pass (`INFO stats`), from every client.
+    var redisCommands = 0
     var floodCPU = 0.0
     var benchmarkCPU = 0.0
     var wallSeconds = 0.0
@@ -103,6 +105,8 @@ struct PassPlan {
     let events: Int
     var rate = 0
     var counter: ListenerAllocationCounter?
+    /// Listener processes, when not the run's own count (a scaling pass).
+    var listeners: Int?
     /// The listeners' database URL when not the server's own (another synchronous_commit).
     var databaseURL: String?
     var measureLatency = false
@@ -115,8 +119,9 @@ extension E2ERun {
     /// distinct event is stored, then reads the counters, the cost and the database's timestamps.
     func pass(_ plan: PassPlan, on setup: E2ESetup) throws -> PassResult {
         try freshSlate(setup)
-        let countsFiles = plan.counter == nil ? [] : (0..<options.listeners).map { dir + "/\(plan.name)-alloc-\($0).bin" }
-        try setup.system.start(pass: plan.name, listenerCount: options.listeners, databaseURL: plan.databaseURL,
+        let listenerCount = plan.listeners ?? options.listeners
+        let countsFiles = plan.counter == nil ? [] : (0..<listenerCount).map { dir + "/\(plan.name)-alloc-\($0).bin" }
+        try setup.system.start(pass: plan.name, listenerCount: listenerCount, databaseURL: plan.databaseURL,
                                listenerEnvironments: plan.counter?.environments(countsFiles: countsFiles) ?? [])
         defer { setup.system.stop() }
         guard let producer = setup.system.producer else { throw TestServerError.failed("no producer") }
@@ -124,15 +129,15 @@ extension E2ERun {
 
         var result = PassResult()
         result.events = plan.events
-        result.listeners = options.listeners
+        result.listeners = listenerCount
         result.rate = plan.rate
         let allocationsBefore = try ListenerAllocationCounter.readAll(countsFiles)
-        let cpuBefore = CPUSnapshot(producer: producer, listeners: listeners, setup: setup)
+        let costBefore = try CostSnapshot(producer: producer, listeners: listeners, setup: setup)
         let wallStart = monotonicSeconds()
 
         let readers = plan.readers > 0 ? APIReaders(port: listeners[0].port, count: plan.readers, path: "/api/events?limit=1000") : nil
         let flood = try setup.system.startFlood(pass: plan.name, events: plan.events, rate: plan.rate, duplicates: options.duplicates)
-        let floodEnded = try follow(flood, plan: plan, producer: producer, listeners: listeners, cpuBefore: cpuBefore,
+        let floodEnded = try follow(flood, plan: plan, producer: producer, listeners: listeners, costBefore: costBefore,
                                     wallStart: wallStart, result: &result)
         if let readers { (result.readerRequests, result.readerFailures) = readers.stop() }
 
@@ -144,7 +149,7 @@ extension E2ERun {
             result.httpRequests = Int(metrics["dedup_producer_http_requests_total"] ?? 0)
         }
         result.take(listenerMetrics: listenerMetrics)
-        cpuBefore.charge(producer: producer, listeners: listeners, setup: setup, to: &result)
+        try costBefore.charge(producer: producer, listeners: listeners, setup: setup, to: &result)
         result.listenerAllocations = ListenerAllocationCounter.deltas(countsFiles, since: allocationsBefore)
         try measureSpan(setup.sql, floodEndedWallNanos: floodEnded, into: &result)
         if plan.measureLatency { try measureLatency(setup.sql, into: &result) }
@@ -168,7 +173,7 @@ extension E2ERun {
     /// stored (by the listeners' own counts); fails fast when the pass stalls or a service
     /// exits. Returns when the flood ended (wall clock, nanoseconds).
     private func follow(_ flood: E2EFlood, plan: PassPlan, producer: ServiceProcess, listeners: [ServiceProcess],
-                        cpuBefore: CPUSnapshot, wallStart: Double, result: inout PassResult) throws -> UInt64 {
+                        costBefore: CostSnapshot, wallStart: Double, result: inout PassResult) throws -> UInt64 {
         var line = ProgressLine(label: "  " + plan.name)  // indented under the phase header, like the other live lines
         var stall = StallWatch(limit: options.quick ? 30 : 90)
         var floodEnded: UInt64?
@@ -183,7 +188,7 @@ extension E2ERun {
             if floodEnded == nil && !flood.isRunning {
                 let summary = try flood.finish()
                 floodEnded = summary.endedWallNanos
-                result.floodCPU = ProcStats.childrenCPU() - cpuBefore.children
+                result.floodCPU = ProcStats.childrenCPU() - costBefore.children
                 result.take(summary)
             }
             if let metrics = producer.metrics() { published = metrics["dedup_producer_published_total"] ?? published }

@@ -12,6 +12,9 @@ struct E2EOutcome {
     var storedSeries: [(pass: String, samples: [(seconds: Double, stored: Int)])] = []
     /// Publish -> stored latency by percentile (ms), for the picture.
     var latencyCurve: [(percentile: Double, ms: Double)] = []
+    /// The throughput pass per listener count, ascending (a scaling run), and its table.
+    var scaling: [PassResult] = []
+    var scalingTable: [String] = []
 
     mutating func row(_ phase: String, _ label: String, _ value: String, bar: String = "") {
         table.append((phase, label, value, bar))
@@ -19,12 +22,16 @@ struct E2EOutcome {
 
     /// The pass's exactly-once row; a failed check also fails the run.
     mutating func checkExactlyOnce(_ pass: PassResult, phase: String) {
-        if !pass.exactlyOnce {
-            checksPassed = false
-            failures.append("\(phase) pass: \(pass.checkDescription)")
-        }
+        failUnlessExactlyOnce(pass, phase: phase)
         row(phase, "exactly once (rows \(pass.rows), processed \(pass.processedSum), distinct \(pass.distinct))",
             pass.exactlyOnce ? "ok" : "FAILED")
+    }
+
+    /// Fails the run when the pass stored anything but every distinct event exactly once.
+    mutating func failUnlessExactlyOnce(_ pass: PassResult, phase: String) {
+        guard !pass.exactlyOnce else { return }
+        checksPassed = false
+        failures.append("\(phase) pass: \(pass.checkDescription)")
     }
 
     func printTable() {
@@ -42,6 +49,7 @@ struct E2EOutcome {
             let value = String(repeating: " ", count: valueWidth - row.value.count) + row.value
             print("  \(label)  \(value)\(row.bar.isEmpty ? "" : "   " + row.bar)")
         }
+        for line in scalingTable { print(line) }
         for failure in failures { print("FAILED: \(failure)") }
         if failures.isEmpty {
             print(checksPassed ? "exactly-once checks: all passed" : "exactly-once checks: FAILED")
@@ -58,12 +66,15 @@ extension PassResult {
          ("events_per_broadcast_frame", eventsPerBroadcastFrame),
          ("producer_http_requests", Double(httpRequests)),
          ("events_per_post", eventsPerPost),
+         ("redis_commands", Double(redisCommands)),
+         ("redis_commands_per_distinct_event", redisCommandsPerDistinct),
          ("cpu_us_per_published_event_all_processes", cpuMicrosPerEvent),
          ("machine_cpu_utilization", utilization)]
     }
 
     func addTrafficRows(_ phase: String, postsLabel: String, to outcome: inout E2EOutcome) {
         outcome.row(phase, postsLabel, String(format: "%.1f / %.1f", eventsPerPost, eventsPerBroadcastFrame))
+        outcome.row(phase, "Redis commands per distinct event (all clients)", String(format: "%.2f", redisCommandsPerDistinct))
         outcome.row(phase, "CPU us per published event, all processes; machine busy",
                     String(format: "%.1f; %.0f %%", cpuMicrosPerEvent, utilization * 100))
     }

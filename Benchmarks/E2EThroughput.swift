@@ -61,7 +61,7 @@ extension E2ERun {
     private func passNotes(_ r: PassResult, _ durability: String) -> [String] {
         ["producer flood --count \(r.events) --duplicates \(options.duplicates) --payload-bytes 100 --batch 100 --connections 4 "
             + "--pipeline 4\(r.rate > 0 ? " --rate \(r.rate)" : "") against the producer (THREADS default) and "
-            + "\(options.listeners) listeners (LOG_LEVEL=warning), PostgreSQL \(durability)",
+            + "\(r.listeners) listeners (LOG_LEVEL=warning), PostgreSQL \(durability)",
          "distinct_stored_per_sec: rows / (largest processed_at - smallest payload t), both from PostgreSQL",
          r.checkDescription,
          "listener exit statuses after SIGTERM: \(r.listenerExitStatuses.map(String.init).joined(separator: ", "))"]

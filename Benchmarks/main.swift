@@ -1,7 +1,7 @@
 import Foundation
 
 /// `swift run -c release Benchmarks [micro|e2e] [--quick] [--only SUITE] [--events N]
-/// [--listeners N] [--duplicates F] [--bin-dir DIR] [--output DIR]`
+/// [--listeners N[,N...]] [--duplicates F] [--bin-dir DIR] [--output DIR]`
 /// With no mode: the micro suites, then the end-to-end run. Prints a live rate while each
 /// phase runs, then a table, and writes `.build/benchmarks/latest.json` (plus a timestamped
 /// copy) with every figure, the machine and the commit.
@@ -21,6 +21,10 @@ struct Options {
           --only SUITE       one micro suite
           --events N         e2e: events to publish (default 1,000,000)
           --listeners N      e2e: listener processes (default 2)
+          --listeners 1,2,4  e2e: the throughput pass once per count, each on fresh
+                             services, and a scaling table (rate, Redis commands,
+                             CPU and peak RSS per count); the other phases run once,
+                             with 2 listeners if 2 is listed, else the smallest count
           --duplicates F     e2e: fraction of duplicate ids, 0 to <1 (default 0.1)
           --latency-rate R   e2e: published events/s of the latency pass
                              (default: half the rate the throughput pass sustained)
@@ -48,8 +52,13 @@ struct Options {
                 options.e2e.events = n
                 options.e2e.eventsGiven = true
             case "--listeners":
-                guard let n = Int(value(arg)), (1...26).contains(n) else { fail("--listeners must be 1...26") }
-                options.e2e.listeners = n
+                let counts = value(arg).split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+                guard !counts.isEmpty, counts.allSatisfy({ $0.map { (1...26).contains($0) } ?? false }) else {
+                    fail("--listeners must be a count 1...26 or a comma-separated list of them")
+                }
+                let sorted = Set(counts.compactMap { $0 }).sorted()
+                guard sorted.count == counts.count else { fail("--listeners lists a count twice") }
+                options.e2e.listenerCounts = sorted
             case "--duplicates":
                 guard let f = Double(value(arg)), f >= 0, f < 1 else { fail("--duplicates must be in [0, 1)") }
                 options.e2e.duplicates = f
@@ -91,6 +100,7 @@ report.settings = ["quick": options.quick, "mode": options.mode]
 if options.mode != "micro" {
     report.settings["e2e_events"] = options.e2e.effectiveEvents
     report.settings["e2e_listeners"] = options.e2e.listeners
+    if options.e2e.scaling { report.settings["e2e_listener_counts"] = options.e2e.listenerCounts }
     report.settings["e2e_duplicates"] = options.e2e.duplicates
     report.settings["command"] = (["Benchmarks"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
 }

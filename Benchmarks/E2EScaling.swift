@@ -1,0 +1,124 @@
+import Foundation
+import TestSupport
+
+/// The scaling bars: adding listeners must not cost rate (every count at least 0.9x the
+/// smallest count's), and two listeners, with the producer's durable log on, store at least
+/// 150,000 distinct events/s. The listeners' memory bar is the cost rows' (E2ECost).
+private let shareOfSmallestBar = 0.9
+private let twoListenersRateBar = 150_000.0
+
+extension E2ERun {
+    /// The throughput pass once per listener count, ascending, each on fresh services (a new
+    /// producer with an empty log, new listeners, the events table created empty, FLUSHALL).
+    /// The run's own count is the throughput phase itself, so its rows, cost and picture come
+    /// from the same pass as its scaling row; returns that pass.
+    func scalingPhase(ceiling: Double, counter: ListenerAllocationCounter?, on setup: E2ESetup,
+                      into outcome: inout E2EOutcome) throws -> PassResult {
+        var throughput: PassResult?
+        for count in options.listenerCounts {
+            let result: PassResult
+            if count == options.listeners {
+                result = try throughputPhase(ceiling: ceiling, counter: counter, on: setup, into: &outcome)
+                throughput = result
+            } else {
+                print("-- scaling: \(events) events as fast as the system takes them, \(listenersText(count)) --")
+                // The allocation counter goes into every count's listeners, so all counts run alike.
+                result = try pass(PassPlan(name: "scaling-\(count)", events: events, counter: counter, listeners: count), on: setup)
+                outcome.failUnlessExactlyOnce(result, phase: "scaling, \(listenersText(count))")
+            }
+            outcome.scaling.append(result)
+        }
+        guard let throughput else { throw TestServerError.failed("the run's own listener count is not among the scaling counts") }
+        outcome.suites.append(scalingSuite(outcome.scaling))
+        outcome.scalingTable = scalingTable(outcome.scaling)
+        return throughput
+    }
+
+    private func listenersText(_ count: Int) -> String { "\(count) listener\(count == 1 ? "" : "s")" }
+
+    /// A pass's rate against the smallest count's (the first row).
+    private func share(_ r: PassResult, of rows: [PassResult]) -> Double {
+        let base = rows[0].distinctPerSecond
+        return base > 0 ? r.distinctPerSecond / base : 0
+    }
+
+    /// Every bar of the scaling table: its JSON key, whether it is met, and what it says.
+    private func scalingBars(_ rows: [PassResult]) -> [(key: String, met: Bool, text: String)] {
+        let base = rows[0].listeners
+        var bars: [(key: String, met: Bool, text: String)] = rows.dropFirst().map { r in
+            let ratio = share(r, of: rows)
+            return ("bar_\(r.listeners)_listeners_at_least_0_9_of_\(base)_met", ratio >= shareOfSmallestBar,
+                    "\(listenersText(r.listeners)): \(String(format: "%.2f", ratio))× the \(base)-listener rate (bar ≥ 0.9×)")
+        }
+        if let two = rows.first(where: { $0.listeners == 2 }) {
+            bars.append(("bar_2_listeners_150k_distinct_per_sec_met", two.distinctPerSecond >= twoListenersRateBar,
+                         "2 listeners: \(fmtRate(two.distinctPerSecond)) distinct events/s (bar ≥ \(fmtRate(twoListenersRateBar)))"))
+        }
+        let largest = rows.max { ($0.listenerPeakRSS.max() ?? 0) < ($1.listenerPeakRSS.max() ?? 0) } ?? rows[0]
+        let rss = Double(largest.listenerPeakRSS.max() ?? 0)
+        bars.append(("bar_listener_rss_under_24mib_met", rss < listenerRSSBar,
+                     "listener peak RSS: \(String(format: "%.1f", rss / 1_048_576)) MiB, the largest (with "
+                        + "\(listenersText(largest.listeners))) (bar < \(Int(listenerRSSBar / 1_048_576)) MiB)"))
+        return bars
+    }
+
+    /// The table printed after the run's other figures: one row per count, then each bar.
+    private func scalingTable(_ rows: [PassResult]) -> [String] {
+        func f1(_ value: Double) -> String { String(format: "%.1f", value) }
+        var cells = [["listeners", "distinct/s", "vs \(rows[0].listeners)", "Redis cmds/event", "producer µs",
+                      "listeners µs (each)", "redis µs", "postgres µs", "listener peak RSS MiB", "exactly once"]]
+        for r in rows {
+            let each = r.listenerCPU.map { f1(r.microsPerDistinct($0)) }.joined(separator: " ")
+            cells.append(["\(r.listeners)", fmtRate(r.distinctPerSecond), String(format: "%.2f", share(r, of: rows)),
+                          String(format: "%.2f", r.redisCommandsPerDistinct), f1(r.microsPerDistinct(r.producerCPU)),
+                          "\(f1(r.microsPerDistinct(r.listenerCPU.reduce(0, +)))) (\(each))", f1(r.microsPerDistinct(r.redisCPU)),
+                          f1(r.microsPerDistinct(r.postgresCPU)), f1(Double(r.listenerPeakRSS.max() ?? 0) / 1_048_576),
+                          r.exactlyOnce ? "ok" : "FAILED"])
+        }
+        let widths = cells[0].indices.map { column in cells.map { $0[column].count }.max() ?? 0 }
+        let lines = cells.map { row in
+            "  " + zip(row, widths).map { String(repeating: " ", count: $1 - $0.count) + $0 }.joined(separator: "  ")
+        }
+        return ["\n== scaling: \(fmtRate(Double(events))) events per listener count, each on fresh services =="]
+            + lines
+            + ["  µs: CPU (utime+stime) over the pass per distinct event stored, per process kind; postgres: all its processes",
+               "  Redis cmds/event: INFO stats total_commands_processed over the pass (every client) ÷ distinct events",
+               "bars:"]
+            + scalingBars(rows).map { "  " + (options.quick ? "–" : $0.met ? "✓" : "✗") + " " + $0.text
+                                          + (options.quick ? " (quick run: not judged)" : "") }
+    }
+
+    private func scalingSuite(_ rows: [PassResult]) -> SuiteResult {
+        var figures: [(String, Double)] = [("events_per_count", Double(events))]
+        for r in rows {
+            let p = "listeners_\(r.listeners)_"
+            figures += [(p + "distinct", Double(r.distinct)), (p + "rows", Double(r.rows)),
+                        (p + "exactly_once_ok", r.exactlyOnce ? 1 : 0),
+                        (p + "distinct_stored_per_sec", r.distinctPerSecond),
+                        (p + "vs_\(rows[0].listeners)_listeners_ratio", share(r, of: rows)),
+                        (p + "redis_commands", Double(r.redisCommands)),
+                        (p + "redis_commands_per_distinct_event", r.redisCommandsPerDistinct),
+                        (p + "producer_cpu_us_per_distinct_event", r.microsPerDistinct(r.producerCPU)),
+                        (p + "listeners_cpu_us_per_distinct_event", r.microsPerDistinct(r.listenerCPU.reduce(0, +)))]
+            for (i, cpu) in r.listenerCPU.enumerated() {
+                figures.append((p + "listener_\(i)_cpu_us_per_distinct_event", r.microsPerDistinct(cpu)))
+            }
+            figures += [(p + "redis_cpu_us_per_distinct_event", r.microsPerDistinct(r.redisCPU)),
+                        (p + "postgres_cpu_us_per_distinct_event", r.microsPerDistinct(r.postgresCPU)),
+                        (p + "listener_peak_rss_bytes_max", Double(r.listenerPeakRSS.max() ?? 0)),
+                        (p + "machine_cpu_utilization", r.utilization)]
+        }
+        figures += scalingBars(rows).map { ($0.key, $0.met ? 1 : 0) }
+        return SuiteResult(name: "e2e_scaling", figures: figures, notes: [
+            "listener counts: \(rows.map { String($0.listeners) }.joined(separator: ", ")); the throughput pass per count, "
+                + "each on fresh services: a new producer with an empty durable log (its own DATA_DIR), new listeners, "
+                + "the events table created empty, FLUSHALL, CHECKPOINT; the \(options.listeners)-listener row is the throughput pass",
+            "distinct_stored_per_sec: rows / (largest processed_at - smallest payload t), as the throughput pass",
+            "redis_commands: INFO stats total_commands_processed after the pass minus before, less the first INFO "
+                + "(the only one of the two counted): whatever the listeners sent, per distinct event stored",
+            "cpu_us_per_distinct_event: utime+stime from /proc/PID/stat over the pass, microseconds per distinct event stored; "
+                + "postgres: the postmaster and every live child",
+            "listener_peak_rss_bytes_max: VmHWM from /proc/PID/status of each listener after the pass, the largest",
+        ] + rows.map { "\(listenersText($0.listeners)): " + $0.checkDescription })
+    }
+}
