@@ -3,7 +3,8 @@ import TestSupport
 import XCTest
 
 /// Reads never slow writes: the API reads on a connection of its own, pages by an index
-/// on seq, and a burst of readers during a flood leaves every event stored.
+/// on seq, one read at a time under a budget (ReadBudgetTests), and a burst of readers
+/// during a flood leaves every event stored.
 final class ReadsNeverSlowWritesTests: XCTestCase {
     func testTwentyReadersDuringAFloodLeaveEveryEventStored() throws {
         let system = try SystemHarness()
@@ -32,6 +33,9 @@ final class ReadsNeverSlowWritesTests: XCTestCase {
         failures.finish()
         group.wait()
         XCTAssertEqual(failures.list, [])
+        // The readers took turns (one read at a time) and none was refused: 20 fit the wait.
+        XCTAssertGreaterThan(system.metric("reader", "dedup_api_reads_queued_total") ?? 0, 0)
+        XCTAssertEqual(system.metric("reader", "dedup_api_reads_refused_total"), 0)
         let plan = try system.postgres.psql("EXPLAIN SELECT seq FROM events ORDER BY seq DESC, processed_at DESC LIMIT 1000")
         XCTAssertTrue(plan.contains("events_seq"), plan)
     }
