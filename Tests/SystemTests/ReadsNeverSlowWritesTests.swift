@@ -29,13 +29,15 @@ final class ReadsNeverSlowWritesTests: XCTestCase {
         }
         let busyBefore = system.metric("reader", "dedup_api_read_busy_milliseconds_total") ?? 0
         let floodStarted = Date()
-        let summary = try system.flood(count: 20_000, prefix: "rd-", seed: 72)
+        // Paced to last about 4 s: the share is judged over many reads, not the one or two
+        // in flight when the flood starts.
+        let summary = try system.flood(count: 40_000, prefix: "rd-", rate: 10_000, seed: 72)
         let expected = (summary["distinct"] as! Int) + 5_000
         XCTAssertTrue(waitUntil(60) { (try? system.rowCount(prefix: "rd-")) == expected })
-        // While events flowed, reads kept to their share of the time (10 %; loosely here).
+        // While events flowed, reads kept to their share of the time (10 %; loosely here: under 20 %).
         let busy = Double((system.metric("reader", "dedup_api_read_busy_milliseconds_total") ?? 0) - busyBefore)
         let wall = Date().timeIntervalSince(floodStarted) * 1000
-        XCTAssertLessThan(busy / wall, 0.3, "reads busy \(busy) ms of \(wall) ms")
+        XCTAssertLessThan(busy / wall, 0.2, "reads busy \(busy) ms of \(wall) ms")
         XCTAssertGreaterThan(system.metric("reader", "dedup_api_reads_delayed_total") ?? 0, 0)
         failures.finish()
         group.wait()
