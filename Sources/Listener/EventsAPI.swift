@@ -9,6 +9,13 @@ final class EventsAPI {
     private let db: PostgresConnection
     private let metrics: ListenerMetrics
     private let health: () -> (ok: Bool, body: String)
+    /// One read at a time, a bounded wait, a share of time while events flow.
+    private let budget: ReadBudget
+    /// Prepared once per session: a page read parses and plans nothing.
+    private let latestPage: PostgresStatement
+    private let pageBefore: PostgresStatement
+    private let byID: PostgresStatement
+    private let deadLetterPage: PostgresStatement
 
     static let columns = """
         event_id, seq, payload::text, processed_by, \
@@ -22,7 +29,7 @@ final class EventsAPI {
 
     /// The newest `limit` events (from the index on seq), cut where their payloads pass
     /// `maxPagePayloadBytes`, so only that much reaches the listener.
-    static func pageSQL(filter: String, limit: Int) -> String {
+    static func pageSQL(filter: String, limit: String) -> String {
         """
         SELECT event_id, seq, p, processed_by, at FROM (
           SELECT *, sum(coalesce(octet_length(p), 4)) OVER (ORDER BY seq DESC, processed_at DESC) AS upto FROM (
@@ -40,6 +47,11 @@ final class EventsAPI {
         self.db = db
         self.metrics = metrics
         self.health = health
+        budget = ReadBudget(loop: db.loop, metrics: metrics)
+        latestPage = db.prepare(Self.pageSQL(filter: "", limit: "$1"))
+        pageBefore = db.prepare(Self.pageSQL(filter: "WHERE seq < $2", limit: "$1"))
+        byID = db.prepare("SELECT \(Self.columns) FROM events WHERE event_id = $1")
+        deadLetterPage = db.prepare(DeadLetterStore.listSQL)
         /// `/api/*` behind the token when one is set; probes stay open.
         func guarded(_ handler: @escaping (HTTPRequest, HTTPResponder) -> Void) -> (HTTPRequest, HTTPResponder) -> Void {
             guard let token else { return handler }
@@ -76,7 +88,7 @@ final class EventsAPI {
     /// were published as (bytes that are not UTF-8 show as U+FFFD).
     private func deadLetters(_ request: HTTPRequest, _ responder: HTTPResponder) {
         guard let limit = limit(request, responder) else { return }
-        db.query(DeadLetterStore.listSQL, params: [String(limit)]) { result in
+        read(responder, deadLetterPage, [String(limit)]) { result in
             Self.respondArray(result, responder) { rows, row, out in
                 out.write("{\"event_id\":" as StaticString)
                 JSONString.writeQuoted(Self.fromHex(rows.string(row, 0)), to: out)
@@ -124,18 +136,34 @@ final class EventsAPI {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Runs `statement` on the read session when the budget gives it its turn; `answer`
+    /// responds. With the read session down, 503 at once instead of a turn spent waiting.
+    private func read(_ responder: HTTPResponder, _ statement: PostgresStatement, _ params: [String?],
+                      _ answer: @escaping (Result<PostgresResult, PostgresError>) -> Void) {
+        budget.submit(responder) { [db] done in
+            guard db.state != .down && db.state != .closed else {
+                answer(.failure(db.lastError ?? PostgresError(.closed, "connection closed")))
+                return done()
+            }
+            db.execute(statement, params: params) { result in
+                answer(result)
+                done()
+            }
+        }
+    }
+
     private func list(_ request: HTTPRequest, _ responder: HTTPResponder) {
         guard let limit = limit(request, responder) else { return }
-        var filter = ""
-        var params: [String?] = []
+        var statement = latestPage
+        var params: [String?] = [String(limit)]
         if let text = request.queryParameter("before_seq") {
             guard let value = Int64(text), value >= 0 else {
                 return responder.respondError(400, "before_seq must be a whole number >= 0")
             }
-            filter = "WHERE seq < $1"
+            statement = pageBefore
             params.append(String(value))
         }
-        db.query(Self.pageSQL(filter: filter, limit: limit), params: params) { result in
+        read(responder, statement, params) { result in
             Self.respondArray(result, responder) { rows, row, out in Self.writeEvent(rows, row, to: out) }
         }
     }
@@ -143,7 +171,7 @@ final class EventsAPI {
     private func one(_ request: HTTPRequest, _ responder: HTTPResponder) {
         let id = request.pathRemainder
         guard !id.isEmpty, id.utf8.count <= 255 else { return responder.respondError(400, "event_id must be 1 to 255 bytes") }
-        db.query("SELECT \(Self.columns) FROM events WHERE event_id = $1", params: [id]) { result in
+        read(responder, byID, [id]) { result in
             switch result {
             case .success(let rows) where rows.rowCount > 0:
                 let out = ByteBuffer(capacity: 512)
