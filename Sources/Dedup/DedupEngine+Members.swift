@@ -90,14 +90,14 @@ extension DedupEngine {
         guard !deferred.isEmpty, !stopping else { return }
         let now = loop.nowNanos
         let patience = UInt64(settings.lockTTLMillis) * 1_000_000
-        let peers = membership.peers
         let stream = membership.stream
-        let names = deferred.names
+        // Looked up once per member, not per event.
+        let states = deferred.names.map { name in membership.peers[name].flatMap { $0.stream == stream ? $0 : nil } }
         var claimNow = EventSet()
         var takeOver = EventSet()
         var finished = EventSet()
         deferred.sweep({ seq, member, view, since in
-            guard let state = peers[names[member]], state.stream == stream else { return .takeOver }
+            guard let state = states[member] else { return .takeOver }
             switch state.proof(seq: seq, view: view) {
             case .finished: return .finished
             case .pending: return now &- since < patience ? .hold : .takeOver

@@ -2,17 +2,26 @@
 /// case this instance must claim them after all) until that member's state proves them
 /// finished, or until it cannot (it left, it classified them under another view, it did
 /// not finish them within a claim's lifetime), when this instance claims them itself.
+///
+/// Held in chunks, one per classification turn (one view, one arrival time): members
+/// finish events roughly in seq order, so a sweep mostly drops whole chunks or keeps them
+/// untouched, and copies only the few chunks it splits, instead of every held event on
+/// every poll.
 struct DeferList {
-    private(set) var events = EventSet()
-    private(set) var members: [Int] = []
-    private(set) var views: [UInt64] = []
-    private(set) var since: [UInt64] = []
+    private struct Chunk {
+        var events = EventSet()
+        var members: [Int] = []
+        let view: UInt64
+        let since: UInt64
+    }
+
+    private var chunks: [Chunk] = []
+    private(set) var count = 0
+    private(set) var byteCount = 0
     /// Names of the members deferred to, by index (a handful: one per live member).
     private(set) var names: [[UInt8]] = []
 
-    var count: Int { events.count }
-    var isEmpty: Bool { events.isEmpty }
-    var byteCount: Int { events.byteCount }
+    var isEmpty: Bool { count == 0 }
 
     /// The index of `name` in the member table, added on first sight.
     mutating func memberIndex(of name: [UInt8]) -> Int {
@@ -22,10 +31,14 @@ struct DeferList {
     }
 
     mutating func add(_ source: EventSet, _ index: Int, member: Int, view: UInt64, now: UInt64) {
-        events.append(source, index)
-        members.append(member)
-        views.append(view)
-        since.append(now)
+        if chunks.last.map({ $0.view != view || $0.since != now }) ?? true {
+            chunks.append(Chunk(view: view, since: now))
+        }
+        let before = chunks[chunks.count - 1].events.byteCount
+        chunks[chunks.count - 1].events.append(source, index)
+        chunks[chunks.count - 1].members.append(member)
+        count += 1
+        byteCount += chunks[chunks.count - 1].events.byteCount - before
     }
 
     enum Verdict {
@@ -40,35 +53,34 @@ struct DeferList {
     /// the rest.
     mutating func sweep(_ decide: (_ seq: UInt64, _ member: Int, _ view: UInt64, _ since: UInt64) -> Verdict,
                         removed: (EventSet, Int, Verdict) -> Void) {
-        var kept = EventSet()
-        var keptMembers: [Int] = [], keptViews: [UInt64] = [], keptSince: [UInt64] = []
-        var removedAny = false
-        for i in 0..<events.count {
-            let verdict = decide(events.seqs[i], members[i], views[i], since[i])
-            switch verdict {
-            case .hold:
-                // Nothing removed so far: the kept part is a prefix, copied only if needed.
-                if !removedAny { continue }
-                kept.append(events, i)
-                keptMembers.append(members[i])
-                keptViews.append(views[i])
-                keptSince.append(since[i])
-            case .finished, .claim, .takeOver:
-                if !removedAny {
-                    removedAny = true
-                    kept.append(events, 0..<i)
-                    keptMembers = Array(members[0..<i])
-                    keptViews = Array(views[0..<i])
-                    keptSince = Array(since[0..<i])
-                }
-                removed(events, i, verdict)
+        var kept: [Chunk] = []
+        kept.reserveCapacity(chunks.count)
+        for chunk in chunks {
+            var verdicts: [Verdict] = []
+            var holding = 0
+            for i in 0..<chunk.events.count {
+                let verdict = decide(chunk.events.seqs[i], chunk.members[i], chunk.view, chunk.since)
+                if verdict == .hold { holding += 1 }
+                verdicts.append(verdict)
             }
+            if holding == chunk.events.count {
+                kept.append(chunk)
+                continue
+            }
+            var rest = Chunk(view: chunk.view, since: chunk.since)
+            for i in 0..<chunk.events.count {
+                if verdicts[i] == .hold {
+                    rest.events.append(chunk.events, i)
+                    rest.members.append(chunk.members[i])
+                } else {
+                    removed(chunk.events, i, verdicts[i])
+                }
+            }
+            if !rest.events.isEmpty { kept.append(rest) }
         }
-        guard removedAny else { return }
-        events = kept
-        members = keptMembers
-        views = keptViews
-        since = keptSince
-        if events.isEmpty { names.removeAll() }
+        chunks = kept
+        count = chunks.reduce(0) { $0 + $1.events.count }
+        byteCount = chunks.reduce(0) { $0 + $1.events.byteCount }
+        if chunks.isEmpty { names.removeAll() }
     }
 }

@@ -14,6 +14,28 @@ final class JSONScannerTests: XCTestCase {
         }
     }
 
+    func testTheEightByteStepFlagsExactlyTheWordsHoldingAQuoteABackslashOrAControlByte() {
+        func reference(_ word: UInt64) -> Bool {
+            (0..<8).contains { k in
+                let byte = UInt8(truncatingIfNeeded: word >> (8 * UInt64(k)))
+                return byte == 0x22 || byte == 0x5C || byte < 0x20
+            }
+        }
+        var random = SplitMix64(seed: 99)
+        for _ in 0..<200_000 {
+            var word = random.next()
+            // Mostly printable words, so the interesting single-byte cases come up often.
+            if word & 1 == 0 { word = (word & 0x3F3F_3F3F_3F3F_3F3F) | 0x4040_4040_4040_4040 }
+            XCTAssertEqual(JSONScanner.hasQuoteBackslashOrControl(word), reference(word), String(word, radix: 16))
+        }
+        for k in 0..<8 {
+            for byte in 0...255 {
+                let word = (0x6161_6161_6161_6161 as UInt64) & ~(0xFF << (8 * UInt64(k))) | UInt64(byte) << (8 * UInt64(k))
+                XCTAssertEqual(JSONScanner.hasQuoteBackslashOrControl(word), reference(word), "byte \(byte) at \(k)")
+            }
+        }
+    }
+
     func testAcceptsEveryKindOfValue() {
         for text in ["null", "true", "false", "0", "-0.5e+10", "1E3", "\"a\\u00e9\\n\"", "[]", "{}",
                      " { \"a\" : [1, 2, {\"b\": null}], \"c\": \"\\ud83d\\ude00\" } ", "[[[[[]]]]]"] {

@@ -175,7 +175,13 @@ public struct JSONScanner {
     public func skipString(at start: Int) throws -> (end: Int, hasEscapes: Bool) {
         var i = start + 1
         var escapes = false
-        while i < bytes.count {
+        let count = bytes.count
+        while i < count {
+            // Most bytes of a string are plain: step over them eight at a time.
+            while i + 8 <= count, !Self.hasQuoteBackslashOrControl(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
+                i += 8
+            }
+            guard i < count else { break }
             let c = bytes[i]
             if c == UInt8(ascii: "\"") { return (i + 1, escapes) }
             if c == UInt8(ascii: "\\") {
@@ -204,6 +210,21 @@ public struct JSONScanner {
             i += 1
         }
         throw JSONError("unterminated string", at: start)
+    }
+
+    /// Whether any byte of `word` is `"`, `\\` or below 0x20 (exact, by the classic
+    /// "has zero byte" bit trick, applied to the word xor each byte, and "has a byte below
+    /// n" for n = 0x20; bytes of 0x80 and above are never flagged).
+    @inline(__always)
+    static func hasQuoteBackslashOrControl(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let quotes = word ^ (ones &* 0x22)
+        let backslashes = word ^ (ones &* 0x5C)
+        let zeroInQuotes = (quotes &- ones) & ~quotes
+        let zeroInBackslashes = (backslashes &- ones) & ~backslashes
+        let below20 = (word &- ones &* 0x20) & ~word
+        return (zeroInQuotes | zeroInBackslashes | below20) & highs != 0
     }
 
     /// The value of the `\uXXXX` escape whose backslash is at `i`.
