@@ -3,10 +3,11 @@ import Glibc
 import TestSupport
 import XCTest
 
-/// The container deployment (Dockerfile, .dockerignore, docker-compose.yml), checked
-/// without a Docker engine:
+/// The container deployment (Dockerfile, .dockerignore, docker-compose.yml and the Redis
+/// Cluster override compose.redis-cluster.yml), checked without a Docker engine:
 /// 1. the compose file: a schema check and the wiring (services, env names = documented
-///    settings, ports = settings, URLs, depends_on service_healthy, healthchecks);
+///    settings, ports = settings, URLs, depends_on service_healthy, healthchecks); the same
+///    for the override merged onto it, plus the cluster nodes, the init and the seed lists;
 /// 2. the Dockerfile: its stages, and the runtime stage's packages against `ldd` of the
 ///    real binaries (`dpkg -S` maps each library to its Debian package);
 /// 3. the real binaries started with exactly the environment the compose file gives each
@@ -29,6 +30,8 @@ final class ContainerConfigTests: XCTestCase {
         let failures: [String]
         let passed: [String]
         let services: [String: Service]
+        /// compose.redis-cluster.yml merged onto docker-compose.yml.
+        let cluster: [String: Service]
     }
 
     /// The checker's report, computed once (it runs ldd, dpkg and both binaries' --help).
@@ -79,6 +82,33 @@ final class ContainerConfigTests: XCTestCase {
                           "\(name) is not scraped")
         }
         XCTAssertTrue(report.passed.contains("monitoring: profile checked"))
+    }
+
+    /// `docker compose -f docker-compose.yml -f compose.redis-cluster.yml`: three cluster
+    /// nodes (the base `redis` is the first) with no host port, the init one-shot, and every
+    /// listener service on the seed list, the rest of each service as the base file has it.
+    func testRedisClusterOverridePointsEveryListenerAtTheCluster() throws {
+        let report = try checked("cluster:")
+        let services = report.cluster
+        for name in ["redis", "redis-2", "redis-3"] {
+            let node = try XCTUnwrap(services[name], name)
+            XCTAssertEqual(node.command?.prefix(3), ["redis-server", "--cluster-enabled", "yes"], name)
+            XCTAssertEqual(node.ports, [], "\(name) publishes no port")
+        }
+        XCTAssertEqual(services["redis-cluster-init"]?.command?.first, "sh")
+        for name in ["listener-a", "listener-b", "listener"] {
+            XCTAssertEqual(services[name]?.environment["REDIS_URL"], "redis://:dedup@redis:6379,redis-2:6379,redis-3:6379", name)
+            // Merged, not replaced: the base file's other settings stay.
+            XCTAssertEqual(services[name]?.environment["DATABASE_URL"], report.services[name]?.environment["DATABASE_URL"], name)
+            XCTAssertEqual(services[name]?.environment.count, report.services[name]?.environment.count, name)
+        }
+        XCTAssertEqual(services["listener-a"]?.environment["INSTANCE_ID"], "listener-a")
+        XCTAssertEqual(services["listener"]?.profiles, ["scale"])
+        for name in ["listener-a", "listener-b", "listener"] {
+            XCTAssertTrue(report.passed.contains("cluster: \(name) depends on redis-cluster-init (one-shot) with condition service_completed_successfully"), name)
+        }
+        XCTAssertTrue(report.passed.contains("cluster: redis-cluster-init's script is valid sh"))
+        XCTAssertTrue(report.passed.contains("cluster: override checked"))
     }
 
     // MARK: 2. Dockerfile and .dockerignore
