@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Checks Dockerfile, .dockerignore and docker-compose.yml without a Docker engine.
+"""Checks Dockerfile, .dockerignore, docker-compose.yml and compose.redis-cluster.yml
+without a Docker engine.
 
     scripts/check-containers.py [--bin DIR] [--json] [--env NAME=VALUE ...]
 
 --bin DIR is where the built `producer` and `listener` are (default: the release build,
 then the debug build). Exits 1 and lists what is wrong; with --json prints one object
-{"failures": [...], "passed": [...], "services": {...}} and exits 0 (the test reads it).
-"services" has each compose service with its interpolated environment, command, ports and
-the program it runs, so a test can start the real binaries with exactly that environment.
+{"failures": [...], "passed": [...], "services": {...}, "cluster": {...}} and exits 0 (the
+test reads it). "services" has each compose service with its interpolated environment,
+command, ports and the program it runs, so a test can start the real binaries with exactly
+that environment; "cluster" the same for the Redis Cluster override merged onto the base.
 
 What it checks:
   compose   a schema check of the parts of the Compose spec this file uses (unknown keys,
@@ -20,6 +22,18 @@ What it checks:
             user/password/database are the postgres service's, depends_on is
             service_healthy on services that have healthchecks, instance ids are distinct,
             the scalable service has neither an INSTANCE_ID nor a fixed host port.
+  cluster   compose.redis-cluster.yml merged onto docker-compose.yml as Compose merges files
+            (mappings key by key, command and healthcheck.test replaced, environment and
+            depends_on merged, volumes unique by target), then the same schema and wiring
+            checks, with Redis being cluster nodes: every redis:7 server runs --cluster-enabled
+            yes with --requirepass and --masterauth from REDIS_PASSWORD (REDISCLI_AUTH for
+            redis-cli), appendonly, a redis-cli ping healthcheck, a /data volume of its own and
+            no published port; one init one-shot (restart "no") depends on every node
+            service_healthy and runs a valid sh script that resolves each node with getent
+            hosts, runs `redis-cli --cluster create ... --cluster-yes` and checks
+            cluster_state:ok; every listener's REDIS_URL lists exactly the nodes on their ports
+            with their password variable, and each listener depends on the init
+            (service_completed_successfully).
   Dockerfile multi-stage (swift:*-bookworm -> debian:bookworm-slim), the build stage's -dev
             packages and release build of both products, the runtime stage's packages
             against `ldd` of the binaries (every library a binary or a copied Swift runtime
@@ -36,6 +50,7 @@ What it checks:
             source URL is the prometheus service's port; the dashboard provider's path is
             the mounted dashboards folder and every panel uses a provisioned data source uid.
 """
+import copy
 import fnmatch
 import functools
 import json
@@ -72,6 +87,8 @@ EXPECTED_HOST_PORTS = {"producer": [3005, 8080], "listener-a": [3000], "listener
 MONITORING_IMAGES = {"prometheus": "prom/prometheus", "grafana": "grafana/grafana"}
 # A released version: prom/prometheus tags are vX.Y.Z, grafana/grafana tags X.Y.Z.
 MONITORING_TAGS = {"prometheus": r"^v(\d+)\.(\d+)\.(\d+)$", "grafana": r"^(\d+)\.(\d+)\.(\d+)$"}
+# The Redis Cluster override (used as `docker compose -f docker-compose.yml -f ...`).
+CLUSTER_OVERRIDE = "compose.redis-cluster.yml"
 POSTGRES_IMAGE_ENV = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_HOST_AUTH_METHOD",
                       "POSTGRES_INITDB_ARGS", "POSTGRES_INITDB_WALDIR", "PGDATA"}
 
@@ -134,6 +151,79 @@ def interpolate_tree(node, env, where):
     return node
 
 
+# ------------------------------------------------------------------ merging override files
+
+def env_map(env):
+    """An environment (mapping, or list of NAME=value) as a mapping, values as written."""
+    if isinstance(env, list):
+        return {str(i).partition("=")[0]: (str(i).partition("=")[2] if "=" in str(i) else None) for i in env}
+    return dict(env or {})
+
+
+def volume_target(volume):
+    if isinstance(volume, dict):
+        return volume.get("target")
+    parts = str(volume).split(":")
+    return parts[1] if len(parts) >= 2 else parts[0]
+
+
+def merge_tree(base, over):
+    """Mappings merged key by key, sequences appended, anything else replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = merge_tree(base[key], value) if key in base else copy.deepcopy(value)
+        return out
+    if isinstance(base, list) and isinstance(over, list):
+        return copy.deepcopy(base) + copy.deepcopy(over)
+    return copy.deepcopy(over)
+
+
+def merge_service(base, over):
+    """One service of an override file merged onto the base's, by the Compose spec's merge
+    rules: command, entrypoint and healthcheck.test replaced; environment and depends_on
+    merged as mappings (list forms normalised); volumes unique by target, ports by their
+    whole spec; other mappings merged, other sequences appended."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if key not in out or key in ("command", "entrypoint"):
+            out[key] = copy.deepcopy(value)
+        elif key == "environment":
+            out[key] = {**env_map(out[key]), **env_map(value)}
+        elif key == "depends_on":
+            as_map = lambda d: {n: {"condition": "service_started"} for n in d} if isinstance(d, list) else (d or {})
+            out[key] = merge_tree(as_map(out[key]), as_map(value))
+        elif key == "healthcheck" and isinstance(value, dict):
+            out[key] = merge_tree(out[key], {k: v for k, v in value.items() if k != "test"})
+            if "test" in value:
+                out[key]["test"] = copy.deepcopy(value["test"])
+        elif key in ("volumes", "ports") and isinstance(value, list):
+            unique = volume_target if key == "volumes" else (lambda p: json.dumps(p, sort_keys=True) if isinstance(p, dict) else str(p))
+            merged = list(out[key] or [])
+            for item in value:
+                same = [i for i, old in enumerate(merged) if unique(old) == unique(item)]
+                if same:
+                    merged[same[0]] = copy.deepcopy(item)
+                else:
+                    merged.append(copy.deepcopy(item))
+            out[key] = merged
+        else:
+            out[key] = merge_tree(out[key], value)
+    return out
+
+
+def merge_compose(base, override):
+    """An override file merged onto the base, as `docker compose -f base -f override` does."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if key == "services" and isinstance(value, dict) and isinstance(out.get("services"), dict):
+            for name, svc in value.items():
+                out["services"][name] = merge_service(out["services"].get(name) or {}, svc or {})
+        else:
+            out[key] = merge_tree(out.get(key), value) if key in out else copy.deepcopy(value)
+    return out
+
+
 # ------------------------------------------------------------------ compose schema
 
 DURATION = re.compile(r"^(\d+(\.\d+)?(us|ms|s|m|h))+$")
@@ -153,18 +243,18 @@ DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_s
 TOP_KEYS = {"version", "name", "services", "volumes", "networks", "configs", "secrets"}
 
 
-def schema_check(doc):
-    if not check(isinstance(doc, dict), "compose: the file is a mapping"):
+def schema_check(doc, label="compose"):
+    if not check(isinstance(doc, dict), f"{label}: the file is a mapping"):
         return
     for key in doc:
         if not (key in TOP_KEYS or str(key).startswith("x-")):
-            fail(f"compose: unknown top-level key '{key}'")
+            fail(f"{label}: unknown top-level key '{key}'")
     services = doc.get("services")
-    if not check(isinstance(services, dict) and services, "compose: has services"):
+    if not check(isinstance(services, dict) and services, f"{label}: has services"):
         return
     named_volumes = set((doc.get("volumes") or {}).keys())
     for name, svc in services.items():
-        where = f"compose: services.{name}"
+        where = f"{label}: services.{name}"
         if not isinstance(svc, dict):
             fail(f"{where} is not a mapping")
             continue
@@ -226,7 +316,7 @@ def schema_check(doc):
             for dep in deps:
                 if dep not in services:
                     fail(f"{where}.depends_on: unknown service '{dep}'")
-    ok("compose: schema (keys, types, durations, ports, restart, depends_on, volumes)")
+    ok(f"{label}: schema (keys, types, durations, ports, restart, depends_on, volumes)")
 
 
 # ------------------------------------------------------------------ compose semantics
@@ -280,62 +370,99 @@ def parse_url(url):
     return m.groupdict() if m else None
 
 
+@functools.lru_cache(maxsize=None)
+def parse_seeds(url):
+    """[(host, port, password)] of a REDIS_URL: one URL, or a Redis Cluster's comma-separated
+    seed nodes, whose later entries may leave out redis:// and the password. None if malformed."""
+    seeds = []
+    for i, entry in enumerate(str(url).split(",")):
+        entry = entry.strip()
+        if "://" not in entry and i > 0:
+            entry = "redis://" + entry
+        u = parse_url(entry)
+        if u is None or u["scheme"] != "redis":
+            return None
+        seeds.append((u["host"], int(u["port"] or 6379), u["password"]))
+    return seeds
+
+
+def redis_port(svc):
+    return int(flag_value(as_list(svc.get("command")), "--port") or 6379)
+
+
+def redis_roles(services):
+    """(servers, cluster nodes, tools) among the redis:7 services: those that run redis-server
+    (the image's default command), those of them with --cluster-enabled yes, and the rest
+    (one-shots that run redis-cli, like the cluster's init)."""
+    redis = [n for n, s in services.items() if re.match(r"^redis:7", str(s.get("image", "")))]
+    servers = [n for n in redis if os.path.basename((as_list(services[n].get("command")) or ["redis-server"])[0]) == "redis-server"]
+    nodes = [n for n in servers if flag_value(as_list(services[n].get("command")), "--cluster-enabled") == "yes"]
+    return servers, nodes, [n for n in redis if n not in servers]
+
+
+@functools.lru_cache(maxsize=None)
 def help_env_names(binary, args):
     try:
-        out = subprocess.run([binary] + args, capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run([binary] + list(args), capture_output=True, text=True, timeout=30).stdout
     except OSError as e:
-        fail(f"compose: cannot run {binary} {' '.join(args)}: {e}")
+        fail(f"{label}: cannot run {binary} {' '.join(args)}: {e}")
         return None
     return set(re.findall(r"\[env\s+([A-Z_][A-Z0-9_]*)\]", out))
 
 
-def semantic_check(services, bindir):
+def semantic_check(services, bindir, label="compose"):
     images = {n: str(s.get("image", "")) for n, s in services.items()}
-    redis = [n for n, i in images.items() if re.match(r"^redis:7", i)]
+    # Redis: one server named redis, or (compose.redis-cluster.yml) cluster nodes and the
+    # one-shot that joins them (tools: redis:7 services that run no redis-server).
+    servers, nodes, tools = redis_roles(services)
     postgres = [n for n, i in images.items() if re.match(r"^postgres:15", i)]
-    check(redis == ["redis"], f"compose: one redis:7 service named redis (found {redis})")
-    check(postgres == ["postgres"], f"compose: one postgres:15 service named postgres (found {postgres})")
+    if nodes:
+        check(servers == nodes and len(nodes) >= 3,
+              f"{label}: every redis:7 server is a Redis Cluster node, three or more (servers {servers}, nodes {nodes})")
+    else:
+        check(servers + tools == ["redis"], f"{label}: one redis:7 service named redis (found {servers + tools})")
+    check(postgres == ["postgres"], f"{label}: one postgres:15 service named postgres (found {postgres})")
     for name in ("producer", "listener-a", "listener-b"):
-        check(name in services, f"compose: service {name} exists")
+        check(name in services, f"{label}: service {name} exists")
 
     # The backing services.
-    if "redis" in services:
-        r = services["redis"]
+    for rname in servers:
+        r = services[rname]
         cmd = as_list(r.get("command")) or []
         check("--appendonly" in cmd and cmd[cmd.index("--appendonly") + 1:][:1] == ["yes"],
-              "compose: redis runs with --appendonly yes")
-        check(any(str(v).endswith(":/data") for v in r.get("volumes") or []), "compose: redis keeps /data on a named volume")
+              f"{label}: {rname} runs with --appendonly yes")
+        check(any(str(v).endswith(":/data") for v in r.get("volumes") or []), f"{label}: {rname} keeps /data on a named volume")
         test = (r.get("healthcheck") or {}).get("test") or []
         check("redis-cli" in " ".join(as_list(test) or []) and "ping" in " ".join(as_list(test) or []),
-              "compose: redis healthcheck is redis-cli ping")
+              f"{label}: {rname} healthcheck is redis-cli ping")
     if "producer" in services:
         pr = services["producer"]
         data_dir = env_dict(pr.get("environment")).get("DATA_DIR")
         check(bool(data_dir) and any(str(v).split(":")[1:2] == [data_dir] and not str(v).startswith((".", "/", "~"))
                                      for v in pr.get("volumes") or []),
-              "compose: the producer keeps DATA_DIR (its event log) on a named volume")
+              f"{label}: the producer keeps DATA_DIR (its event log) on a named volume")
     pg_env = {}
     if "postgres" in services:
         p = services["postgres"]
         pg_env = env_dict(p.get("environment"))
         unknown = set(pg_env) - POSTGRES_IMAGE_ENV
-        check(not unknown, f"compose: postgres environment names are the image's ({sorted(unknown)} unknown)")
+        check(not unknown, f"{label}: postgres environment names are the image's ({sorted(unknown)} unknown)")
         check(bool(pg_env.get("POSTGRES_PASSWORD")) or pg_env.get("POSTGRES_HOST_AUTH_METHOD") == "trust",
-              "compose: postgres has a password or trust auth (the image refuses to start otherwise)")
+              f"{label}: postgres has a password or trust auth (the image refuses to start otherwise)")
         check(any(str(v).endswith(":/var/lib/postgresql/data") for v in p.get("volumes") or []),
-              "compose: postgres keeps its data directory on a named volume")
+              f"{label}: postgres keeps its data directory on a named volume")
         test = " ".join(as_list((p.get("healthcheck") or {}).get("test")) or [])
-        check("pg_isready" in test, "compose: postgres healthcheck is pg_isready")
+        check("pg_isready" in test, f"{label}: postgres healthcheck is pg_isready")
 
     help_names = {}
     for program, args in (("producer", ["serve", "--help"]), ("listener", ["--help"])):
         binary = os.path.join(bindir, program)
-        names = help_env_names(binary, args) if os.access(binary, os.X_OK) else None
+        names = help_env_names(binary, tuple(args)) if os.access(binary, os.X_OK) else None
         if names is None:
-            fail(f"compose: no {program} binary in {bindir} to read its settings from")
+            fail(f"{label}: no {program} binary in {bindir} to read its settings from")
         else:
             missing = set(SETTINGS[program]) - names
-            check(not missing, f"compose: {program} --help lists every contract setting ({sorted(missing)} missing)")
+            check(not missing, f"{label}: {program} --help lists every contract setting ({sorted(missing)} missing)")
         help_names[program] = names or set()
 
     producers = {}
@@ -348,58 +475,60 @@ def semantic_check(services, bindir):
         ports = parse_ports(svc.get("ports"))
         out[name] = {"program": program, "command": command, "environment": env,
                      "ports": [[h, c] for h, c in ports], "profiles": svc.get("profiles") or []}
-        if name in ("redis", "postgres"):
+        if name in servers or name == "postgres":
             pass
+        elif name in tools:
+            continue  # the cluster's init: cluster_check
         elif image_repo(svc.get("image")) in MONITORING_IMAGES.values():
             continue  # Prometheus and Grafana: monitoring_check
         elif program is None:
-            fail(f"compose: {name}: command {command} runs neither producer nor listener")
+            fail(f"{label}: {name}: command {command} runs neither producer nor listener")
             continue
         else:
             if svc.get("image") != services.get("producer", {}).get("image") or svc.get("build") != services.get("producer", {}).get("build"):
-                fail(f"compose: {name} does not use the one dedup image the producer uses")
+                fail(f"{label}: {name} does not use the one dedup image the producer uses")
             allowed = set(SETTINGS[program])
             unknown = set(env) - allowed
-            check(not unknown, f"compose: {name} ({program}) environment names are contract settings ({sorted(unknown)} are not)")
+            check(not unknown, f"{label}: {name} ({program}) environment names are contract settings ({sorted(unknown)} are not)")
             if program != "flood":
                 ignored = set(env) - help_names.get(program, set())
-                check(not ignored, f"compose: {name}: {program} --help knows every environment name ({sorted(ignored)} unknown to it)")
+                check(not ignored, f"{label}: {name}: {program} --help knows every environment name ({sorted(ignored)} unknown to it)")
 
         if program == "producer":
             http = int(env.get("HTTP_PORT", DEFAULT_PORTS["HTTP_PORT"]))
             ws = int(env.get("WS_PORT", DEFAULT_PORTS["WS_PORT"]))
             producers[name] = (http, ws)
             check(sorted(c for _, c in ports) == sorted([http, ws]),
-                  f"compose: {name} publishes exactly HTTP_PORT {http} and WS_PORT {ws} (container side: {[c for _, c in ports]})")
+                  f"{label}: {name} publishes exactly HTTP_PORT {http} and WS_PORT {ws} (container side: {[c for _, c in ports]})")
             health_port = http
         elif program == "listener":
             port = int(env.get("PORT", DEFAULT_PORTS["PORT"]))
-            check([c for _, c in ports] == [port], f"compose: {name} publishes its PORT {port} (container side: {[c for _, c in ports]})")
+            check([c for _, c in ports] == [port], f"{label}: {name} publishes its PORT {port} (container side: {[c for _, c in ports]})")
             health_port = port
             if "INSTANCE_ID" in env:
                 if env["INSTANCE_ID"] in instance_ids:
-                    fail(f"compose: {name} and {instance_ids[env['INSTANCE_ID']]} share INSTANCE_ID {env['INSTANCE_ID']}")
+                    fail(f"{label}: {name} and {instance_ids[env['INSTANCE_ID']]} share INSTANCE_ID {env['INSTANCE_ID']}")
                 instance_ids[env["INSTANCE_ID"]] = name
             else:
                 # Scaled replicas: the default id (host name + pid) is unique per container.
                 check(all(h is None for h, _ in ports) and "container_name" not in svc and "hostname" not in svc,
-                      f"compose: {name} has no INSTANCE_ID, so it must be scalable: no fixed host port, container_name or hostname")
+                      f"{label}: {name} has no INSTANCE_ID, so it must be scalable: no fixed host port, container_name or hostname")
         else:
             health_port = None
         if name in EXPECTED_HOST_PORTS:
             check(sorted(h for h, _ in ports) == sorted(EXPECTED_HOST_PORTS[name]),
-                  f"compose: {name} host ports are {EXPECTED_HOST_PORTS[name]} (found {[h for h, _ in ports]})")
+                  f"{label}: {name} host ports are {EXPECTED_HOST_PORTS[name]} (found {[h for h, _ in ports]})")
         hc = svc.get("healthcheck") or {}
         if program == "flood":
             pass
-        elif name in ("redis", "postgres") or program in ("producer", "listener"):
-            check(bool(hc.get("test")) and not hc.get("disable"), f"compose: {name} has a healthcheck")
+        elif name in servers or name == "postgres" or program in ("producer", "listener"):
+            check(bool(hc.get("test")) and not hc.get("disable"), f"{label}: {name} has a healthcheck")
             if health_port is not None:
                 test = " ".join(as_list(hc.get("test")) or [])
                 check(f"127.0.0.1:{health_port}/health" in test or f"localhost:{health_port}/health" in test,
-                      f"compose: {name} healthcheck GETs /health on its own port {health_port}")
+                      f"{label}: {name} healthcheck GETs /health on its own port {health_port}")
         check(bool(svc.get("restart")) if program != "flood" else str(svc.get("restart")) == "no",
-              f"compose: {name} has a restart policy" + (" ('no': one-shot)" if program == "flood" else ""))
+              f"{label}: {name} has a restart policy" + (" ('no': one-shot)" if program == "flood" else ""))
 
     # Wiring: depends_on, URLs.
     for name, info in out.items():
@@ -408,44 +537,127 @@ def semantic_check(services, bindir):
         env = info["environment"]
         deps = svc.get("depends_on") or {}
         if isinstance(deps, list):
-            fail(f"compose: {name}: depends_on must use the long form with condition: service_healthy")
+            fail(f"{label}: {name}: depends_on must use the long form with condition: service_healthy")
             deps = {}
         for dep, spec in deps.items():
-            check(spec.get("condition") == "service_healthy", f"compose: {name} depends on {dep} with condition service_healthy")
+            if dep in tools:
+                check(spec.get("condition") == "service_completed_successfully",
+                      f"{label}: {name} depends on {dep} (one-shot) with condition service_completed_successfully")
+                continue
+            check(spec.get("condition") == "service_healthy", f"{label}: {name} depends on {dep} with condition service_healthy")
             dep_hc = (services.get(dep) or {}).get("healthcheck") or {}
-            check(bool(dep_hc.get("test")) and not dep_hc.get("disable"), f"compose: {dep} (a dependency of {name}) has a healthcheck")
+            check(bool(dep_hc.get("test")) and not dep_hc.get("disable"), f"{label}: {dep} (a dependency of {name}) has a healthcheck")
         if program == "listener":
-            check({"redis", "postgres", "producer"} <= set(deps), f"compose: {name} depends on redis, postgres and producer")
+            backing = ["postgres", "producer"] + (tools if nodes else ["redis"])
+            check(set(backing) <= set(deps), f"{label}: {name} depends on {', '.join(backing)}")
             for key in ("INSTANCE_ID", "REDIS_URL", "DATABASE_URL", "PRODUCER_URL") if name in ("listener-a", "listener-b") else ("REDIS_URL", "DATABASE_URL", "PRODUCER_URL"):
-                check(key in env, f"compose: {name} sets {key}")
+                check(key in env, f"{label}: {name} sets {key}")
             u = parse_url(env.get("PRODUCER_URL", "ws://127.0.0.1:8080/"))
             check(u is not None and u["scheme"] == "ws" and u["host"] in producers and u["port"] is not None
                   and int(u["port"]) == producers[u["host"]][1],
-                  f"compose: {name} PRODUCER_URL points at a producer service's WS_PORT ({env.get('PRODUCER_URL')})")
-            u = parse_url(env.get("REDIS_URL", ""))
-            check(u is not None and u["scheme"] == "redis" and u["host"] in redis and u["port"] == "6379",
-                  f"compose: {name} REDIS_URL is the redis service on 6379 ({env.get('REDIS_URL')})")
+                  f"{label}: {name} PRODUCER_URL points at a producer service's WS_PORT ({env.get('PRODUCER_URL')})")
+            seeds = parse_seeds(env.get("REDIS_URL", ""))
+            if nodes:
+                # The seed list: every node once, on its port, with the nodes' password.
+                want = sorted((n, redis_port(services[n])) for n in nodes)
+                password = flag_value(as_list(services[nodes[0]].get("command")), "--requirepass")
+                check(seeds is not None and sorted((h, p) for h, p, _ in seeds) == want
+                      and seeds[0][2] == password and all(pw in (None, password) for _, _, pw in seeds[1:]),
+                      f"{label}: {name} REDIS_URL lists exactly the cluster nodes {[f'{h}:{p}' for h, p in want]} with their password ({env.get('REDIS_URL')})")
+            else:
+                check(seeds is not None and len(seeds) == 1 and seeds[0][0] == "redis" and seeds[0][1] == 6379,
+                      f"{label}: {name} REDIS_URL is the redis service on 6379 ({env.get('REDIS_URL')})")
             u = parse_url(env.get("DATABASE_URL", ""))
             good = (u is not None and u["scheme"] in ("postgres", "postgresql") and u["host"] in postgres and u["port"] == "5432")
-            check(good, f"compose: {name} DATABASE_URL is the postgres service on 5432")
+            check(good, f"{label}: {name} DATABASE_URL is the postgres service on 5432")
             if good:
                 user = pg_env.get("POSTGRES_USER") or "postgres"
                 db = pg_env.get("POSTGRES_DB") or user
                 check(u["user"] == user and (u["path"] or "/").lstrip("/") == db,
-                      f"compose: {name} DATABASE_URL user and database are the postgres service's ({user}/{db})")
+                      f"{label}: {name} DATABASE_URL user and database are the postgres service's ({user}/{db})")
                 if pg_env.get("POSTGRES_HOST_AUTH_METHOD") != "trust":
                     check(u["password"] == pg_env.get("POSTGRES_PASSWORD"),
-                          f"compose: {name} DATABASE_URL password is the postgres service's POSTGRES_PASSWORD")
+                          f"{label}: {name} DATABASE_URL password is the postgres service's POSTGRES_PASSWORD")
         if program == "flood":
             cmd = info["command"]
             url = cmd[cmd.index("--url") + 1] if "--url" in cmd and cmd.index("--url") + 1 < len(cmd) else ""
             u = parse_url(url)
             check(u is not None and u["host"] in producers and u["port"] is not None and int(u["port"]) == producers[u["host"]][0],
-                  f"compose: {name} --url is a producer service's HTTP_PORT ({url})")
-            check(bool(info["profiles"]), f"compose: {name} only runs when its profile is asked for")
-            check("producer" in deps, f"compose: {name} depends on the producer")
-    ok("compose: services and wiring checked")
+                  f"{label}: {name} --url is a producer service's HTTP_PORT ({url})")
+            check(bool(info["profiles"]), f"{label}: {name} only runs when its profile is asked for")
+            check("producer" in deps, f"{label}: {name} depends on the producer")
+    ok(f"{label}: services and wiring checked")
     return out
+
+
+# ------------------------------------------------------------------ Redis Cluster
+
+def cluster_check(raw, services, label="cluster"):
+    """compose.redis-cluster.yml merged onto the base (semantic_check did the wiring common
+    to both: nodes' appendonly and healthchecks, every listener's seed list and depends_on):
+    the nodes' cluster flags, password and volumes, no host ports, and the init one-shot.
+    `raw` is the merged file before interpolation (to see which variable a password is)."""
+    servers, nodes, tools = redis_roles(services)
+    if not check(len(nodes) >= 3, f"{label}: three or more Redis Cluster nodes (redis-server --cluster-enabled yes): {nodes}"):
+        return
+    passwords = set()
+    volumes = {}
+    for name in nodes:
+        svc = services[name]
+        cmd = as_list(svc.get("command"))
+        password, masterauth = flag_value(cmd, "--requirepass"), flag_value(cmd, "--masterauth")
+        variable = flag_value(as_list(raw[name].get("command")), "--requirepass")
+        passwords.add(variable)
+        check(bool(password) and masterauth == password,
+              f"{label}: {name} runs with --cluster-enabled yes, --requirepass and the same --masterauth (replicas authenticate with it)")
+        check("${REDIS_PASSWORD" in str(variable), f"{label}: {name}'s password is the REDIS_PASSWORD variable ({variable})")
+        check(env_dict(svc.get("environment")).get("REDISCLI_AUTH") == password,
+              f"{label}: {name} gives redis-cli (its healthcheck) the password as REDISCLI_AUTH")
+        check(not svc.get("ports"), f"{label}: {name} publishes no port to the host ({svc.get('ports')})")
+        for vol in svc.get("volumes") or []:
+            if volume_target(vol) == "/data":
+                volumes.setdefault(str(vol).split(":")[0], []).append(name)
+    check(len(passwords) == 1, f"{label}: every node has the same password ({sorted(map(str, passwords))})")
+    check(len(volumes) == len(nodes) and all(len(v) == 1 for v in volumes.values()),
+          f"{label}: every node keeps /data (its nodes.conf) on a volume of its own ({volumes})")
+
+    # The init: a one-shot that creates the cluster once every node is healthy.
+    if not check(len(tools) == 1, f"{label}: one init service (redis:7 running no redis-server) ({tools})"):
+        return
+    init = tools[0]
+    svc = services[init]
+    password = flag_value(as_list(services[nodes[0]].get("command")), "--requirepass")
+    check(str(svc.get("restart")) == "no", f"{label}: {init} is a one-shot (restart 'no')")
+    check(not svc.get("ports"), f"{label}: {init} publishes no port")
+    deps = svc.get("depends_on") or {}
+    check(isinstance(deps, dict) and sorted(deps) == sorted(nodes)
+          and all((deps[n] or {}).get("condition") == "service_healthy" for n in nodes),
+          f"{label}: {init} depends on every node ({nodes}) with condition service_healthy ({deps})")
+    cmd = as_list(svc.get("command")) or []
+    script = cmd[-1] if len(cmd) >= 3 and os.path.basename(cmd[0]) in ("sh", "bash") and "c" in cmd[-2].lstrip("-") else ""
+    if not check(bool(script), f"{label}: {init} runs a shell script (sh -c): {cmd[:2]}"):
+        return
+    r = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True)
+    check(r.returncode == 0, f"{label}: {init}'s script is valid sh" + (f" ({r.stderr.strip()})" if r.returncode else ""))
+    named = [n for n in nodes if re.search(r"(?<![\w.-])" + re.escape(n) + r"(?![\w.-])", script)]
+    check(named == nodes and "getent hosts" in script,
+          f"{label}: {init} resolves every node's service name with getent hosts ({named} of {nodes})")
+    ports = sorted({redis_port(services[n]) for n in nodes})
+    check(re.search(r"--cluster\s+create\b", script) is not None and "--cluster-yes" in script
+          and all(f":{p}" in script for p in ports),
+          f"{label}: {init} creates the cluster (redis-cli --cluster create <address>:{ports} ... --cluster-yes)")
+    check("cluster_state" in script and "ok" in script, f"{label}: {init} checks cluster_state:ok (a second run changes nothing)")
+    check(env_dict(svc.get("environment")).get("REDISCLI_AUTH") == password or re.search(r"(^|\s)-a\s", script) is not None,
+          f"{label}: {init} authenticates (REDISCLI_AUTH is the nodes' password, or -a)")
+
+    # Every listener: the seed list's password is the nodes' variable, not a copy of its value.
+    listeners = [n for n, s in services.items() if program_of(as_list(s.get("command"))) == "listener"]
+    check(set(listeners) >= {"listener-a", "listener-b", "listener"}, f"{label}: every listener service is there ({listeners})")
+    for name in listeners:
+        url = str(env_map(raw[name].get("environment")).get("REDIS_URL", ""))
+        check(url.partition("://")[2].partition("@")[0] == ":" + str(variable),
+              f"{label}: {name} REDIS_URL's password is the nodes' {variable} ({url})")
+    ok(f"{label}: override checked")
 
 
 # ------------------------------------------------------------------ monitoring
@@ -912,6 +1124,7 @@ def main():
             bindir = os.path.join(ROOT, ".build/release")
 
     services = {}
+    cluster = {}
     compose_path = os.path.join(ROOT, "docker-compose.yml")
     if check(os.path.exists(compose_path), "compose: docker-compose.yml exists"):
         try:
@@ -925,11 +1138,27 @@ def main():
             if isinstance(doc, dict) and isinstance(doc.get("services"), dict):
                 services = semantic_check(doc["services"], bindir)
                 monitoring_check(doc["services"], services)
+            # compose.redis-cluster.yml, merged onto the base file as Compose merges them.
+            cluster_path = os.path.join(ROOT, CLUSTER_OVERRIDE)
+            if check(os.path.exists(cluster_path), f"cluster: {CLUSTER_OVERRIDE} exists"):
+                try:
+                    override = yaml.safe_load(open(cluster_path))
+                except yaml.YAMLError as e:
+                    fail(f"cluster: not valid YAML: {e}")
+                    override = None
+                if check(isinstance(override, dict) and isinstance(override.get("services"), dict)
+                         and isinstance(raw, dict) and isinstance(raw.get("services"), dict),
+                         f"cluster: {CLUSTER_OVERRIDE} and the base file have services to merge"):
+                    merged = merge_compose(raw, override)
+                    schema_check(merged, "cluster")
+                    doc = interpolate_tree(merged, env, "cluster")
+                    cluster = semantic_check(doc["services"], bindir, "cluster")
+                    cluster_check(merged["services"], doc["services"])
     dockerfile_check(bindir)
     dockerignore_check()
 
     if as_json:
-        print(json.dumps({"failures": failures, "passed": passed, "services": services, "bin": bindir}, indent=1))
+        print(json.dumps({"failures": failures, "passed": passed, "services": services, "cluster": cluster, "bin": bindir}, indent=1))
         return
     for line in passed:
         print("ok    " + line)

@@ -3,10 +3,12 @@ import Glibc
 import TestSupport
 import XCTest
 
-/// The container deployment (Dockerfile, .dockerignore, docker-compose.yml), checked
-/// without a Docker engine:
+/// The container deployment (Dockerfile, .dockerignore, docker-compose.yml and the Redis
+/// Cluster override compose.redis-cluster.yml), checked without a Docker engine:
 /// 1. the compose file: a schema check and the wiring (services, env names = documented
-///    settings, ports = settings, URLs, depends_on service_healthy, healthchecks);
+///    settings, ports = settings, URLs, depends_on service_healthy, healthchecks); the same
+///    for the override merged onto it, plus the cluster nodes, the init and the seed lists
+///    (and the init's script run against three local cluster nodes);
 /// 2. the Dockerfile: its stages, and the runtime stage's packages against `ldd` of the
 ///    real binaries (`dpkg -S` maps each library to its Debian package);
 /// 3. the real binaries started with exactly the environment the compose file gives each
@@ -29,6 +31,8 @@ final class ContainerConfigTests: XCTestCase {
         let failures: [String]
         let passed: [String]
         let services: [String: Service]
+        /// compose.redis-cluster.yml merged onto docker-compose.yml.
+        let cluster: [String: Service]
     }
 
     /// The checker's report, computed once (it runs ldd, dpkg and both binaries' --help).
@@ -79,6 +83,116 @@ final class ContainerConfigTests: XCTestCase {
                           "\(name) is not scraped")
         }
         XCTAssertTrue(report.passed.contains("monitoring: profile checked"))
+    }
+
+    /// `docker compose -f docker-compose.yml -f compose.redis-cluster.yml`: three cluster
+    /// nodes (the base `redis` is the first) with no host port, the init one-shot, and every
+    /// listener service on the seed list, the rest of each service as the base file has it.
+    func testRedisClusterOverridePointsEveryListenerAtTheCluster() throws {
+        let report = try checked("cluster:")
+        let services = report.cluster
+        for name in ["redis", "redis-2", "redis-3"] {
+            let node = try XCTUnwrap(services[name], name)
+            XCTAssertEqual(node.command?.prefix(3), ["redis-server", "--cluster-enabled", "yes"], name)
+            XCTAssertEqual(node.ports, [], "\(name) publishes no port")
+        }
+        XCTAssertEqual(services["redis-cluster-init"]?.command?.first, "sh")
+        for name in ["listener-a", "listener-b", "listener"] {
+            XCTAssertEqual(services[name]?.environment["REDIS_URL"], "redis://:dedup@redis:6379,redis-2:6379,redis-3:6379", name)
+            // Merged, not replaced: the base file's other settings stay.
+            XCTAssertEqual(services[name]?.environment["DATABASE_URL"], report.services[name]?.environment["DATABASE_URL"], name)
+            XCTAssertEqual(services[name]?.environment.count, report.services[name]?.environment.count, name)
+        }
+        XCTAssertEqual(services["listener-a"]?.environment["INSTANCE_ID"], "listener-a")
+        XCTAssertEqual(services["listener"]?.profiles, ["scale"])
+        for name in ["listener-a", "listener-b", "listener"] {
+            XCTAssertTrue(report.passed.contains("cluster: \(name) depends on redis-cluster-init (one-shot) with condition service_completed_successfully"), name)
+        }
+        XCTAssertTrue(report.passed.contains("cluster: redis-cluster-init's script is valid sh"))
+        XCTAssertTrue(report.passed.contains("cluster: override checked"))
+    }
+
+    /// The init service's script, as the merged file gives it, run by `sh` against three
+    /// local Redis 7 nodes started with the cluster nodes' own flags: on 127.0.0.2-4 (one
+    /// free port in place of 6379), `getent` stubbed to answer the service names with
+    /// those addresses. It creates the cluster; a second run changes nothing; after the
+    /// nodes come back (volumes kept) on other addresses, it joins them again.
+    func testRedisClusterInitScriptCreatesTheClusterOnce() throws {
+        let services = try Self.report.get().cluster
+        let initService = try XCTUnwrap(services["redis-cluster-init"])
+        var port = TestServers.freePort()
+        while port > 55_535 { port = TestServers.freePort() }  // the cluster bus listens on port + 10000
+        let script = try XCTUnwrap(initService.command?.last).replacingOccurrences(of: ":6379", with: ":\(port)")
+        let password = try XCTUnwrap(initService.environment["REDISCLI_AUTH"])
+        let nodeFlags = try XCTUnwrap(services["redis"]?.command).dropFirst()  // after redis-server
+        let redisServer = try XCTUnwrap(TestServers.findExecutable("redis-server"), "redis-server is not installed")
+        let redisCLI = try XCTUnwrap(TestServers.findExecutable("redis-cli"), "redis-cli is not installed")
+        let dir = TestServers.makeTempDir("cluster-init")
+        try FileManager.default.createDirectory(atPath: dir + "/bin", withIntermediateDirectories: true)
+        let getent = "#!/bin/sh\ncase \"$2\" in redis) h=$A;; redis-2) h=$B;; redis-3) h=$C;; *) exit 2;; esac\necho \"127.0.0.$h       $2\"\n"
+        FileManager.default.createFile(atPath: dir + "/bin/getent", contents: Data(getent.utf8), attributes: [.posixPermissions: 0o755])
+        let path = dir + "/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+
+        var nodes: [Launched] = []
+        defer { for node in nodes { node.kill() } }
+        func startNodes(_ hosts: [Int]) throws {
+            for (index, host) in hosts.enumerated() {
+                let nodeDir = dir + "/node\(index)"  // the node's volume: kept across restarts
+                try FileManager.default.createDirectory(atPath: nodeDir, withIntermediateDirectories: true)
+                let ip = "127.0.0.\(host)"
+                nodes.append(try Launched(binary: redisServer,
+                                          arguments: Array(nodeFlags) + ["--port", "\(port)", "--bind", ip, "--bind-source-addr", ip,
+                                                                         "--dir", nodeDir, "--save", ""],
+                                          environment: [:], log: nodeDir + "/redis.log"))
+                XCTAssertTrue(waitUntil(10) { (try? cli(ip, "PING")) == "PONG" }, "node \(ip): \(nodes.last!.logText)")
+            }
+        }
+        func cli(_ ip: String, _ arguments: String...) throws -> String {
+            let out = dir + "/cli.out"
+            let process = try Launched(binary: redisCLI, arguments: ["-h", ip, "-p", "\(port)"] + arguments,
+                                       environment: ["REDISCLI_AUTH": password], log: out)
+            process.process.waitUntilExit()
+            process.kill()  // untracks it
+            return process.logText.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        func runInit(_ hosts: [Int]) throws -> (status: Int32, log: String) {
+            let run = try Launched(binary: "/bin/sh", arguments: ["-ec", script],
+                                   environment: ["PATH": path, "REDISCLI_AUTH": password,
+                                                 "A": "\(hosts[0])", "B": "\(hosts[1])", "C": "\(hosts[2])"],
+                                   log: dir + "/init-\(hosts[0]).log")
+            XCTAssertTrue(waitUntil(90) { !run.isRunning }, run.logText)
+            run.kill()  // untracks it (or stops it after the timeout)
+            return (run.isRunning ? -1 : run.status, run.logText)
+        }
+        func everyNodeSeesEveryAddress(_ hosts: [Int]) throws {
+            for host in hosts {
+                let table = try cli("127.0.0.\(host)", "CLUSTER", "NODES")
+                for other in hosts {
+                    XCTAssertTrue(table.split(separator: "\n").contains { $0.contains(" 127.0.0.\(other):\(port)@") && $0.contains(" connected") },
+                                  "127.0.0.\(host) does not see 127.0.0.\(other):\n\(table)")
+                }
+                XCTAssertTrue(try cli("127.0.0.\(host)", "CLUSTER", "INFO").contains("cluster_state:ok"))
+            }
+        }
+
+        try startNodes([2, 3, 4])
+        let created = try runInit([2, 3, 4])
+        XCTAssertEqual(created.status, 0, created.log)
+        XCTAssertTrue(created.log.contains("Performing hash slots allocation"), created.log)
+        try everyNodeSeesEveryAddress([2, 3, 4])
+
+        let again = try runInit([2, 3, 4])
+        XCTAssertEqual(again.status, 0, again.log)
+        XCTAssertFalse(again.log.contains("Performing hash slots allocation"), again.log)
+
+        // `down` and `up` with the volumes kept: the nodes come back on new addresses.
+        for node in nodes { XCTAssertEqual(node.terminate(within: 10), 0, node.logText) }
+        nodes = []
+        try startNodes([5, 6, 7])
+        let rejoined = try runInit([5, 6, 7])
+        XCTAssertEqual(rejoined.status, 0, rejoined.log)
+        XCTAssertFalse(rejoined.log.contains("Performing hash slots allocation"), rejoined.log)
+        try everyNodeSeesEveryAddress([5, 6, 7])
     }
 
     // MARK: 2. Dockerfile and .dockerignore
