@@ -130,7 +130,7 @@ final class ContainerConfigTests: XCTestCase {
         let dir = TestServers.makeTempDir("cluster-init")
         try FileManager.default.createDirectory(atPath: dir + "/bin", withIntermediateDirectories: true)
         let getent = "#!/bin/sh\ncase \"$2\" in redis) h=$A;; redis-2) h=$B;; redis-3) h=$C;; *) exit 2;; esac\necho \"127.0.0.$h       $2\"\n"
-        FileManager.default.createFile(atPath: dir + "/bin/getent", contents: Data(getent.utf8), attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/bin/getent", contents: Data(getent.utf8), attributes: [.posixPermissions: 0o755]))
         let path = dir + "/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
 
         var nodes: [Launched] = []
