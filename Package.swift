@@ -61,7 +61,6 @@ let package = Package(
             name: "Listener",
             dependencies: [
                 "Dedup", "Reactor", "ServiceKit",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: releaseSpeed
