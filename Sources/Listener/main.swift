@@ -1,6 +1,7 @@
 import Glibc
 import ServiceKit
 
+ListenerMemory.configure()
 Signals.prepare()
 
 do {
