@@ -40,7 +40,7 @@ let package = Package(
         ),
         .target(
             name: "Reactor",
-            dependencies: ["CEpoll", "CCrypto", "CHiredis", "CPostgres"],
+            dependencies: ["CEpoll", "CHiredis", "CPostgres"],
             swiftSettings: releaseSpeed
         ),
         .target(
