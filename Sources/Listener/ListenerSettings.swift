@@ -1,4 +1,3 @@
-import ArgumentParser
 import Glibc
 import Logging
 import Dedup
@@ -36,41 +35,62 @@ struct ListenerSettings {
 }
 
 /// Flags of `listener`. Every flag is also an environment variable; the flag wins.
-struct ListenerOptions: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "listener",
-        abstract: "A deduplicating worker: claims each event in Redis, stores it once in PostgreSQL.")
+struct ListenerOptions {
+    static let parser = FlagParser(
+        command: "listener",
+        abstract: "A deduplicating worker: claims each event in Redis, stores it once in PostgreSQL.",
+        flags: [
+            .init("instance-id", help: "Shown in every log line and stored with each event [env INSTANCE_ID] (default: host name + pid)"),
+            .init("port", help: "HTTP API port [env PORT] (default: 3000)"),
+            .init("host", help: "HTTP API bind address [env HOST] (default: 0.0.0.0)"),
+            .init("producer-url", help: "Where events come from [env PRODUCER_URL] (default: ws://127.0.0.1:8080/)"),
+            .init("redis-url", help: "Claims: redis://[:password@]host:port[/db], or a Redis Cluster's seed nodes redis://[:password@]h1:p1,h2:p2,... [env REDIS_URL] (default: redis://127.0.0.1:6379)"),
+            .init("database-url", help: "Storage, a libpq URI [env DATABASE_URL] (default: postgres://postgres@127.0.0.1:5432/postgres)"),
+            .init("lock-ttl-ms", help: "How long a claim lives if its owner dies [env LOCK_TTL_MS] (default: 30000)"),
+            .init("dedup-window-ms", help: "How long a finished event stays marked done [env DEDUP_WINDOW_MS] (default: 600000)"),
+            .init("process-delay-ms", help: "Simulated processing per event [env PROCESS_DELAY_MS] (default: 0)"),
+            .init("max-in-flight-bytes", help: "Event bytes held unfinished above which reading from the producer pauses [env MAX_IN_FLIGHT_BYTES] (default: 268435456)"),
+            .init("shutdown-timeout-ms", help: "After SIGTERM, how long to finish in-flight events before releasing the rest [env SHUTDOWN_TIMEOUT_MS] (default: 10000)"),
+            .init("producer-token", help: "Sent as Authorization: Bearer to the producer [env PRODUCER_TOKEN] (default: unset)"),
+            .init("producer-silence-timeout-ms", help: "With no frame or pong from the producer this long, the link is dropped and resumed [env PRODUCER_SILENCE_TIMEOUT_MS] (default: 30000)"),
+            .init("api-token", help: "When set, /api/* needs Authorization: Bearer <token> [env API_TOKEN] (default: unset, open)"),
+            .init("log-level", help: "debug, info, warning, error [env LOG_LEVEL] (default: info)"),
+        ])
 
-    @Option(name: .customLong("instance-id"), help: "Shown in every log line and stored with each event [env INSTANCE_ID] (default: host name + pid)")
     var instanceID: String?
-    @Option(name: .customLong("port"), help: "HTTP API port [env PORT] (default: 3000)")
     var port: String?
-    @Option(name: .customLong("host"), help: "HTTP API bind address [env HOST] (default: 0.0.0.0)")
     var host: String?
-    @Option(name: .customLong("producer-url"), help: "Where events come from [env PRODUCER_URL] (default: ws://127.0.0.1:8080/)")
     var producerURL: String?
-    @Option(name: .customLong("redis-url"), help: "Claims: redis://[:password@]host:port[/db], or a Redis Cluster's seed nodes redis://[:password@]h1:p1,h2:p2,... [env REDIS_URL] (default: redis://127.0.0.1:6379)")
     var redisURL: String?
-    @Option(name: .customLong("database-url"), help: "Storage, a libpq URI [env DATABASE_URL] (default: postgres://postgres@127.0.0.1:5432/postgres)")
     var databaseURL: String?
-    @Option(name: .customLong("lock-ttl-ms"), help: "How long a claim lives if its owner dies [env LOCK_TTL_MS] (default: 30000)")
     var lockTTLMs: String?
-    @Option(name: .customLong("dedup-window-ms"), help: "How long a finished event stays marked done [env DEDUP_WINDOW_MS] (default: 600000)")
     var dedupWindowMs: String?
-    @Option(name: .customLong("process-delay-ms"), help: "Simulated processing per event [env PROCESS_DELAY_MS] (default: 0)")
     var processDelayMs: String?
-    @Option(name: .customLong("max-in-flight-bytes"), help: "Event bytes held unfinished above which reading from the producer pauses [env MAX_IN_FLIGHT_BYTES] (default: 268435456)")
     var maxInFlightBytes: String?
-    @Option(name: .customLong("shutdown-timeout-ms"), help: "After SIGTERM, how long to finish in-flight events before releasing the rest [env SHUTDOWN_TIMEOUT_MS] (default: 10000)")
     var shutdownTimeoutMs: String?
-    @Option(name: .customLong("producer-token"), help: "Sent as Authorization: Bearer to the producer [env PRODUCER_TOKEN] (default: unset)")
     var producerToken: String?
-    @Option(name: .customLong("producer-silence-timeout-ms"), help: "With no frame or pong from the producer this long, the link is dropped and resumed [env PRODUCER_SILENCE_TIMEOUT_MS] (default: 30000)")
     var producerSilenceTimeoutMs: String?
-    @Option(name: .customLong("api-token"), help: "When set, /api/* needs Authorization: Bearer <token> [env API_TOKEN] (default: unset, open)")
     var apiToken: String?
-    @Option(name: .customLong("log-level"), help: "debug, info, warning, error [env LOG_LEVEL] (default: info)")
     var logLevel: String?
+
+    /// The flags given on the command line (by name, without dashes).
+    init(flags: [String: String]) {
+        instanceID = flags["instance-id"]
+        port = flags["port"]
+        host = flags["host"]
+        producerURL = flags["producer-url"]
+        redisURL = flags["redis-url"]
+        databaseURL = flags["database-url"]
+        lockTTLMs = flags["lock-ttl-ms"]
+        dedupWindowMs = flags["dedup-window-ms"]
+        processDelayMs = flags["process-delay-ms"]
+        maxInFlightBytes = flags["max-in-flight-bytes"]
+        shutdownTimeoutMs = flags["shutdown-timeout-ms"]
+        producerToken = flags["producer-token"]
+        producerSilenceTimeoutMs = flags["producer-silence-timeout-ms"]
+        apiToken = flags["api-token"]
+        logLevel = flags["log-level"]
+    }
 
     func resolve() throws -> ListenerSettings {
         let instance = Settings.string(instanceID, env: "INSTANCE_ID", default: ListenerSettings.defaultInstanceID)

@@ -47,8 +47,8 @@ public final class DurationHistogram: Sendable {
     public let help: String
     /// Upper bounds in seconds, ascending.
     public let bounds: [Double]
-    private let boundsMicros: [Int64]
-    private let state: Mutex<(buckets: [Int], sumMicros: Int64, count: Int)>
+    @usableFromInline let boundsMicros: [Int64]
+    @usableFromInline let state: Mutex<(buckets: [Int], sumMicros: Int64, count: Int)>
 
     init(name: String, help: String, bounds: [Double]) {
         self.name = name
@@ -60,6 +60,11 @@ public final class DurationHistogram: Sendable {
 
     /// Records durations given in microseconds (negative ones count as zero: clocks of
     /// two machines may disagree a little).
+    ///
+    /// Inlinable, so it is specialized for the caller's sequence: unspecialized, every
+    /// element read through a lazy wrapper of an array heap-allocates its accessor
+    /// coroutine's frame (one malloc per observed event).
+    @inlinable
     public func observe(micros: some Sequence<Int64>) {
         state.withLock { state in
             for value in micros {

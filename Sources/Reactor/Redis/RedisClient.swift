@@ -2,11 +2,11 @@ import CHiredis
 
 /// A pipelining Redis client on one event loop, over hiredis' async API.
 ///
-/// Commands are RESP-encoded by us into one reusable buffer and handed to
-/// `redisAsyncFormattedCommand`; hiredis appends them to its output buffer and everything
-/// issued in one loop turn leaves in one `write()` before the loop sleeps. Each command's
-/// completion waits in a FIFO ring (replies come back in order), so the client adds no
-/// allocation per command of its own; hiredis still mallocs its callback node and reply.
+/// Commands are RESP-encoded by us into one reusable buffer and appended to hiredis' output
+/// buffer (`redisAppendFormattedCommand`); everything issued in one loop turn leaves in one
+/// `write()` before the loop sleeps. Each command's completion waits in a FIFO ring (replies
+/// come back in order) instead of in hiredis' callback list, and scalar replies are built in
+/// a per-connection slot, so a command and its reply allocate nothing.
 ///
 /// Every completion runs on the loop, exactly once: with the reply, or with an error when the
 /// command times out, the connection drops, the client is down or closed. The client
@@ -212,8 +212,8 @@ public final class RedisClient {
 
     // MARK: replies
 
-    /// hiredis' reply callback for every command we sent: `reply` is nil when the context
-    /// is going away. The reply is freed by hiredis when this returns.
+    /// The reply to the oldest command sent (`reply` nil: the connection is going away).
+    /// The reply is freed when this returns.
     func replyArrived(_ reply: UnsafeMutablePointer<redisReply>?, on connection: RedisConnection) {
         guard let entry = pending.popFirst() else { return }
         guard let reply else {
@@ -403,6 +403,9 @@ public final class RedisClient {
         self.connection = nil
         if let timer = connectTimer { loop.cancel(timer); connectTimer = nil }
         if state == .up || state == .connecting { markDown(connection.endReason) }
+        // Every command sent on it and not answered fails, in order (hiredis keeps no
+        // callbacks of ours to do it; see `RedisConnection.send`).
+        while let entry = pending.popFirst() { Self.fail(entry.completion, connection.endReason) }
         if state != .closed { scheduleReconnect() }
     }
 

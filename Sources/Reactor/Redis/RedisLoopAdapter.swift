@@ -32,6 +32,8 @@ final class RedisConnection: IOHandler, Flushable {
     private var flushScheduled = false
     private var inFlush = false
     private var dispatchDepth = 0
+    /// A read failed; the teardown is scheduled.
+    private var readFailed = false
 
     /// Storage for top-level replies (see `RedisReplyObjects`); outlives the context.
     let replySlot = RedisReplyObjects.allocateSlot()
@@ -120,18 +122,53 @@ final class RedisConnection: IOHandler, Flushable {
 
     // MARK: commands
 
-    /// Hands one RESP-encoded command to hiredis (copied into its output buffer). hiredis
-    /// calls `RedisClient.replyArrived` exactly once for it: with the reply, or with NULL
-    /// when the context goes away.
+    /// Hands one RESP-encoded command to hiredis (copied into its output buffer, which
+    /// leaves in this turn's write). Its reply comes back through `RedisClient.replyArrived`,
+    /// in order; if the connection ends first, the client fails it (`connectionDidEnd`).
+    ///
+    /// Appended with the plain context's `redisAppendFormattedCommand`, not the async
+    /// API's: that one mallocs a callback node per command (and frees it per reply), one
+    /// allocation per claim on the listener's hot path, while the client's ring already
+    /// knows which completion each reply belongs to. Replies are read by `readReplies`.
     @inline(__always)
     func send(_ command: UnsafeRawBufferPointer) -> Bool {
-        guard let ac = context else { return false }
-        let rc = redisAsyncFormattedCommand(ac, { ac, reply, _ in
-            guard let ac, let data = ac.pointee.data else { return }
-            let connection = Unmanaged<RedisConnection>.fromOpaque(data).takeUnretainedValue()
-            connection.owner?.replyArrived(reply?.assumingMemoryBound(to: redisReply.self), on: connection)
-        }, nil, command.baseAddress?.assumingMemoryBound(to: CChar.self), command.count)
-        return rc == REDIS_OK
+        guard let ac = context, !readFailed else { return false }
+        let c = Self.plainContext(ac)
+        guard c.pointee.flags & (REDIS_DISCONNECTING | REDIS_FREEING) == 0,
+              redisAppendFormattedCommand(c, command.baseAddress?.assumingMemoryBound(to: CChar.self), command.count) == REDIS_OK
+        else { return false }
+        requestWrite()
+        return true
+    }
+
+    /// `&ac->c`: the async context starts with its plain context.
+    @inline(__always)
+    private static func plainContext(_ ac: UnsafeMutablePointer<redisAsyncContext>) -> UnsafeMutablePointer<redisContext> {
+        UnsafeMutableRawPointer(ac).assumingMemoryBound(to: redisContext.self)
+    }
+
+    /// Reads what the socket has and hands every whole reply to the owner, in order (what
+    /// `redisAsyncHandleRead` does, minus its callback list). A read or protocol error
+    /// tears the connection down after this event.
+    private func readReplies(_ ac: UnsafeMutablePointer<redisAsyncContext>) {
+        let c = Self.plainContext(ac)
+        guard redisBufferRead(c) == REDIS_OK else { return readFailedNow() }
+        while context != nil, !readFailed {
+            var reply: UnsafeMutableRawPointer?
+            guard redisGetReplyFromReader(c, &reply) == REDIS_OK else { return readFailedNow() }
+            guard let reply else { return }
+            owner?.replyArrived(reply.assumingMemoryBound(to: redisReply.self), on: self)
+            RedisReplyObjects.free(reply)
+        }
+    }
+
+    /// The connection is unusable (EOF, a socket error or a protocol error, in `c->err`):
+    /// free it once this event is handled.
+    private func readFailedNow() {
+        guard !readFailed else { return }
+        readFailed = true
+        _ = endReason
+        loop.executeSoon { [self] in teardown(endReason) }
     }
 
     // MARK: hiredis event hooks
@@ -206,12 +243,12 @@ final class RedisConnection: IOHandler, Flushable {
         guard let ac = context else { return }
         dispatchDepth += 1
         defer { dispatchDepth -= 1 }
-        if mask.contains(.readable) && wantRead {
+        if mask.contains(.readable) && wantRead && !readFailed {
             if isConnected && (owner?.submittedCount ?? 0) == 0 { rejectUnsolicitedInput() }
-            redisAsyncHandleRead(ac)
+            if isConnected { readReplies(ac) } else { redisAsyncHandleRead(ac) }
         }
         // Errors and hang-ups come as readable+writable: only write when asked to.
-        if mask.contains(.writable) && wantWrite, let ac = context {
+        if mask.contains(.writable) && wantWrite && !readFailed, let ac = context {
             redisAsyncHandleWrite(ac)
         }
     }

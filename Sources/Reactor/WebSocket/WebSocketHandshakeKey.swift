@@ -1,5 +1,3 @@
-import CCrypto
-
 /// The Sec-WebSocket-Key / Sec-WebSocket-Accept arithmetic (RFC 6455 sections 4.1 and 4.2.2).
 public enum WebSocketHandshakeKey {
     static let guid: StaticString = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -8,13 +6,7 @@ public enum WebSocketHandshakeKey {
     public static func acceptValue(forKey key: String) -> String {
         var input = Array(key.utf8)
         input.append(contentsOf: UnsafeRawBufferPointer(start: guid.utf8Start, count: guid.utf8CodeUnitCount))
-        var digest = [UInt8](repeating: 0, count: Int(SHA_DIGEST_LENGTH))
-        input.withUnsafeBufferPointer { src in
-            digest.withUnsafeMutableBufferPointer { dst in
-                _ = SHA1(src.baseAddress, src.count, dst.baseAddress)
-            }
-        }
-        return Base64.encode(digest)
+        return Base64.encode(SHA1.digest(input))
     }
 
     /// A fresh client key: 16 bytes from the CSPRNG, base64-encoded.

@@ -1,20 +1,33 @@
-import CCrypto
+import Glibc
 
-/// CSPRNG bytes from OpenSSL. Mask keys must be unpredictable (RFC 6455 section 10.3), so
-/// never `rand()`; bulk refills keep RAND_bytes out of the per-frame path.
+/// CSPRNG bytes from the kernel (`getrandom`). Mask keys must be unpredictable (RFC 6455
+/// section 10.3), so never `rand()`; bulk refills keep the system call out of the
+/// per-frame path. Not OpenSSL's RAND_bytes: its first call initializes OpenSSL's
+/// providers and DRBG, about 3 MiB of a listener's resident memory for 64 bytes of keys.
 public enum WebSocketRandom {
-    /// Fills `bytes` from RAND_bytes; traps if the CSPRNG fails, as sending predictable
-    /// keys would be worse than stopping.
+    /// Fills `bytes` with random bytes; traps if the kernel cannot give them, as sending
+    /// predictable keys would be worse than stopping.
     public static func fill(_ bytes: inout [UInt8]) {
         bytes.withUnsafeMutableBytes { fill($0) }
     }
 
-    /// Fills raw memory from RAND_bytes.
+    /// Fills raw memory with random bytes.
     public static func fill(_ bytes: UnsafeMutableRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        let rc = RAND_bytes(base.assumingMemoryBound(to: UInt8.self), Int32(bytes.count))
-        precondition(rc == 1, "RAND_bytes failed")
+        var filled = 0
+        while filled < bytes.count {
+            let n = getrandom(base + filled, bytes.count - filled, 0)
+            if n < 0 && errno == EINTR { continue }
+            precondition(n > 0, "getrandom failed (errno \(errno))")
+            filled += n
+        }
     }
+
+    /// glibc's `getrandom(2)` wrapper, which the Glibc module does not import.
+    private static let getrandom: @convention(c) (UnsafeMutableRawPointer?, Int, UInt32) -> Int = {
+        guard let symbol = dlsym(nil, "getrandom") else { fatalError("getrandom is not in this libc") }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutableRawPointer?, Int, UInt32) -> Int).self)
+    }()
 }
 
 /// A pool of mask keys refilled 64 keys at a time. One per client connection (not shared
