@@ -14,24 +14,27 @@ final class JSONScannerTests: XCTestCase {
         }
     }
 
-    func testTheEightByteStepFlagsExactlyTheWordsHoldingAQuoteABackslashOrAControlByte() {
-        func reference(_ word: UInt64) -> Bool {
-            (0..<8).contains { k in
+    func testTheEightByteStepFindsExactlyTheFirstQuoteBackslashOrControlByte() {
+        func reference(_ word: UInt64) -> Int {
+            (0..<8).first { k in
                 let byte = UInt8(truncatingIfNeeded: word >> (8 * UInt64(k)))
                 return byte == 0x22 || byte == 0x5C || byte < 0x20
-            }
+            } ?? 8
         }
         var random = SplitMix64(seed: 99)
         for _ in 0..<200_000 {
             var word = random.next()
             // Mostly printable words, so the interesting single-byte cases come up often.
             if word & 1 == 0 { word = (word & 0x3F3F_3F3F_3F3F_3F3F) | 0x4040_4040_4040_4040 }
-            XCTAssertEqual(JSONScanner.hasQuoteBackslashOrControl(word), reference(word), String(word, radix: 16))
+            XCTAssertEqual(JSONScanner.firstQuoteBackslashOrControl(word), reference(word), String(word, radix: 16))
         }
         for k in 0..<8 {
             for byte in 0...255 {
                 let word = (0x6161_6161_6161_6161 as UInt64) & ~(0xFF << (8 * UInt64(k))) | UInt64(byte) << (8 * UInt64(k))
-                XCTAssertEqual(JSONScanner.hasQuoteBackslashOrControl(word), reference(word), "byte \(byte) at \(k)")
+                XCTAssertEqual(JSONScanner.firstQuoteBackslashOrControl(word), reference(word), "byte \(byte) at \(k)")
+                // A special byte followed by ones that borrow (0x00, 0x01...) above it.
+                XCTAssertEqual(JSONScanner.firstQuoteBackslashOrControl(word & ~(0xFFFF_FFFF_FFFF_FFFF << (8 * UInt64(k)))),
+                               reference(word & ~(0xFFFF_FFFF_FFFF_FFFF << (8 * UInt64(k)))))
             }
         }
     }

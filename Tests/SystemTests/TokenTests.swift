@@ -72,11 +72,13 @@ final class TokenTests: XCTestCase {
     }
 
     func testPasswordsInURLsAreNeverPrinted() throws {
-        let (status, output) = try TestServers.run(try productPath("listener"), [],
-                                                   environment: ["REDIS_URL": "redis://:hunter2secret@127.0.0.1:6379,bad"])
-        XCTAssertNotEqual(status, 0)
-        XCTAssertTrue(output.contains("REDIS_URL"), output)
-        XCTAssertFalse(output.contains("hunter2secret"), output)
+        // One URL with a port out of range, and a cluster's seed list with a bad entry.
+        for url in ["redis://:hunter2secret@127.0.0.1:99999", "redis://:hunter2secret@127.0.0.1:7000,127.0.0.1:nope"] {
+            let (status, output) = try TestServers.run(try productPath("listener"), [], environment: ["REDIS_URL": url])
+            XCTAssertNotEqual(status, 0, url)
+            XCTAssertTrue(output.contains("REDIS_URL"), output)
+            XCTAssertFalse(output.contains("hunter2secret"), output)
+        }
         let (dbStatus, dbOutput) = try TestServers.run(try productPath("listener"), [],
                                                        environment: ["DATABASE_URL": "postgres://u:hunter3secret@[bad/x"])
         XCTAssertNotEqual(dbStatus, 0)

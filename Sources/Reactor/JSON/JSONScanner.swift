@@ -177,11 +177,13 @@ public struct JSONScanner {
         var escapes = false
         let count = bytes.count
         while i < count {
-            // Most bytes of a string are plain: step over them eight at a time.
-            while i + 8 <= count, !Self.hasQuoteBackslashOrControl(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
-                i += 8
+            // Most bytes of a string are plain: step over them eight at a time, then
+            // straight to the first byte that needs a look.
+            if i + 8 <= count {
+                let first = Self.firstQuoteBackslashOrControl(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                i += first
+                if first == 8 { continue }
             }
-            guard i < count else { break }
             let c = bytes[i]
             if c == UInt8(ascii: "\"") { return (i + 1, escapes) }
             if c == UInt8(ascii: "\\") {
@@ -212,11 +214,13 @@ public struct JSONScanner {
         throw JSONError("unterminated string", at: start)
     }
 
-    /// Whether any byte of `word` is `"`, `\\` or below 0x20 (exact, by the classic
-    /// "has zero byte" bit trick, applied to the word xor each byte, and "has a byte below
-    /// n" for n = 0x20; bytes of 0x80 and above are never flagged).
+    /// The index (0-7, little-endian) of the first byte of `word` that is `"`, `\\` or
+    /// below 0x20, or 8 when there is none. The classic "has a zero byte" bit trick (on
+    /// the word xor each byte) and "has a byte below n" (n = 0x20) flag such bytes with
+    /// their high bit; a borrow can only flag bytes *above* a true one, so the lowest
+    /// flag is exact. Bytes of 0x80 and above are never flagged.
     @inline(__always)
-    static func hasQuoteBackslashOrControl(_ word: UInt64) -> Bool {
+    static func firstQuoteBackslashOrControl(_ word: UInt64) -> Int {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         let quotes = word ^ (ones &* 0x22)
@@ -224,7 +228,7 @@ public struct JSONScanner {
         let zeroInQuotes = (quotes &- ones) & ~quotes
         let zeroInBackslashes = (backslashes &- ones) & ~backslashes
         let below20 = (word &- ones &* 0x20) & ~word
-        return (zeroInQuotes | zeroInBackslashes | below20) & highs != 0
+        return ((zeroInQuotes | zeroInBackslashes | below20) & highs).trailingZeroBitCount >> 3
     }
 
     /// The value of the `\uXXXX` escape whose backslash is at `i`.
