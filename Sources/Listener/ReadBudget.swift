@@ -37,8 +37,7 @@ final class ReadBudget {
 
     private let loop: EventLoop
     private let metrics: ListenerMetrics
-    private var waiting: [Waiting] = []
-    private var head = 0
+    private var waiting = HeadQueue<Waiting>()
     private var running = false
     /// No read starts before this (monotonic ns): the end of the last read plus its pause.
     private var notBefore: UInt64 = 0
@@ -73,7 +72,7 @@ final class ReadBudget {
     /// Runs `read` when its turn comes; `read` answers `responder` and then calls `done`
     /// (exactly once). Answers 503 at once when `maxWaiting` reads already wait.
     func submit(_ responder: HTTPResponder, _ read: @escaping (_ done: @escaping () -> Void) -> Void) {
-        let count = waiting.count - head
+        let count = waiting.count
         if !running && count == 0 && loop.nowNanos >= notBefore {
             start(Waiting(responder: responder, run: read))
             return
@@ -139,25 +138,16 @@ final class ReadBudget {
     /// Starts the first waiting read whose client is still there, now or when the pause ends.
     private func next() {
         guard !running else { return }
-        while head < waiting.count, !waiting[head].responder.isConnectionOpen { pop() }
-        guard head < waiting.count else { return }
+        while let first = waiting.first, !first.responder.isConnectionOpen { pop() }
+        guard !waiting.isEmpty else { return }
         if loop.nowNanos < notBefore { return armTimer() }
-        let read = pop()
-        start(read)
+        start(pop()!)
     }
 
     @discardableResult
-    private func pop() -> Waiting {
-        let read = waiting[head]
-        head += 1
-        if head == waiting.count {
-            waiting.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 64 && head * 2 >= waiting.count {
-            waiting.removeFirst(head)
-            head = 0
-        }
-        waitingGauge.set(waiting.count - head)
+    private func pop() -> Waiting? {
+        let read = waiting.popFirst()
+        waitingGauge.set(waiting.count)
         return read
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+import Reactor
 
 /// A chunk of bytes read from one peer, waiting to be written to the other.
 struct FaultProxyChunk {
@@ -11,10 +12,8 @@ struct FaultProxyChunk {
 
 /// One direction of a pair: what was read from the source and not yet written on.
 struct FaultProxyLane {
-    /// Chunks from `head` on are still to be written; the ones before are done and
-    /// dropped in batches, so a long queue (a healed black hole) drains in linear time.
-    private var chunks: [FaultProxyChunk] = []
-    private var head = 0
+    /// Chunks still to be written (a long queue, a healed black hole, drains in linear time).
+    private var chunks = HeadQueue<FaultProxyChunk>()
     /// Bytes not yet written, to stop reading when too much is held.
     private(set) var heldBytes = 0
     /// The source sent its FIN.
@@ -25,10 +24,10 @@ struct FaultProxyLane {
     /// Reading pauses above this, so a black-holed or slow peer holds memory, not more.
     static let holdLimit = 1 << 20
 
-    var isEmpty: Bool { head == chunks.count }
+    var isEmpty: Bool { chunks.isEmpty }
 
     /// The next chunk to write.
-    var first: FaultProxyChunk? { isEmpty ? nil : chunks[head] }
+    var first: FaultProxyChunk? { chunks.first }
 
     mutating func append(_ bytes: [UInt8], due: UInt64) {
         chunks.append(FaultProxyChunk(bytes: bytes, due: due))
@@ -38,16 +37,12 @@ struct FaultProxyLane {
     /// Marks `count` bytes of the first chunk written.
     mutating func consume(_ count: Int) {
         heldBytes -= count
-        chunks[head].offset += count
-        guard chunks[head].offset == chunks[head].bytes.count else { return }
-        head += 1
-        if head == chunks.count {
-            chunks.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 64 && head * 2 >= chunks.count {
-            chunks.removeFirst(head)
-            head = 0
+        var done = false
+        chunks.updateFirst { chunk in
+            chunk.offset += count
+            done = chunk.offset == chunk.bytes.count
         }
+        if done { chunks.popFirst() }
     }
 }
 

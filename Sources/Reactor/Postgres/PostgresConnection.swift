@@ -53,8 +53,8 @@ public final class PostgresConnection: IOHandler {
     /// Bumped on every successful connect: statements remember the epoch they were
     /// prepared in, so a new server session re-prepares them lazily.
     var epoch: UInt64 = 0
-    var queued = OperationFIFO()
-    var inFlight = OperationFIFO()
+    var queued = HeadQueue<PostgresOperation>()
+    var inFlight = HeadQueue<PostgresOperation>()
     var wantsWrite = false
     private var pumpScheduled = false
     private var connectTimer: TimerHandle?

@@ -109,63 +109,10 @@ final class PostgresOperation {
     }
 }
 
-/// A FIFO of operations: an array with a moving head, compacted now and then, so pushing
-/// and popping do not shift the array every time.
-struct OperationFIFO {
-    private var items: [PostgresOperation?] = []
-    private var head = 0
-
-    var count: Int { items.count - head }
-    var isEmpty: Bool { head == items.count }
-    var first: PostgresOperation? { head < items.count ? items[head] : nil }
-
-    mutating func append(_ op: PostgresOperation) {
-        items.append(op)
-    }
-
-    /// Puts an operation back at the front (a retry keeps its place in line).
-    mutating func prepend(_ op: PostgresOperation) {
-        if head > 0 {
-            head -= 1
-            items[head] = op
-        } else {
-            items.insert(op, at: 0)
-        }
-    }
-
-    mutating func popFirst() -> PostgresOperation? {
-        guard head < items.count else { return nil }
-        let op = items[head]
-        items[head] = nil
-        head += 1
-        if head == items.count {
-            items.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 64 && head * 2 >= items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        return op
-    }
-
-    mutating func removeAll() -> [PostgresOperation] {
-        let all = items[head...].compactMap { $0 }
-        items.removeAll(keepingCapacity: true)
-        head = 0
-        return all
-    }
-
+extension HeadQueue where Element == PostgresOperation {
     /// Removes and returns the operations whose deadline is at or before `now`.
     mutating func removeExpired(now: UInt64) -> [PostgresOperation] {
-        var expired: [PostgresOperation] = []
-        var kept: [PostgresOperation?] = []
-        for case let op? in items[head...] {
-            if op.deadline <= now { expired.append(op) } else { kept.append(op) }
-        }
-        guard !expired.isEmpty else { return [] }
-        items = kept
-        head = 0
-        return expired
+        removeAll { $0.deadline <= now }
     }
 }
 

@@ -5,15 +5,7 @@ extension RedisClusterClient {
                                                        sink: RedisReplySink, index: Int) {
         let slot = RedisSlot.of(key)
         let lane = route(slot)
-        let encoder = commandEncoder(for: lane)
-        encoder.beginCommand(argumentCount: 5 + (nx ? 1 : 0) + (get ? 1 : 0))
-        encoder.argument("SET")
-        key.withRedisBytes { encoder.argument($0) }
-        value.withRedisBytes { encoder.argument($0) }
-        encoder.argument("PX")
-        encoder.argument(decimal: px)
-        if nx { encoder.argument("NX") }
-        if get { encoder.argument("GET") }
+        commandEncoder(for: lane).set(key, value, px: px, nx: nx, get: get)
         send(.sink(sink, index), slot: slot, via: lane)
     }
 

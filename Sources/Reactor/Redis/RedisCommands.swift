@@ -198,14 +198,22 @@ extension RedisClient {
     /// the value that holds the key otherwise.
     public func set<K: RedisArgument, V: RedisArgument>(_ key: K, _ value: V, px: Int, nx: Bool, get: Bool,
                                                        sink: RedisReplySink, index: Int) {
-        encoder.beginCommand(argumentCount: 5 + (nx ? 1 : 0) + (get ? 1 : 0))
-        encoder.argument("SET")
-        key.withRedisBytes { encoder.argument($0) }
-        value.withRedisBytes { encoder.argument($0) }
-        encoder.argument("PX")
-        encoder.argument(decimal: px)
-        if nx { encoder.argument("NX") }
-        if get { encoder.argument("GET") }
+        encoder.set(key, value, px: px, nx: nx, get: get)
         submit(.sink(sink, index))
+    }
+}
+
+extension RESPEncoder {
+    /// Encodes `SET key value PX px [NX] [GET]` (one place for both clients).
+    @inline(__always)
+    func set<K: RedisArgument, V: RedisArgument>(_ key: K, _ value: V, px: Int, nx: Bool, get: Bool) {
+        beginCommand(argumentCount: 5 + (nx ? 1 : 0) + (get ? 1 : 0))
+        argument("SET")
+        key.withRedisBytes { argument($0) }
+        value.withRedisBytes { argument($0) }
+        argument("PX")
+        argument(decimal: px)
+        if nx { argument("NX") }
+        if get { argument("GET") }
     }
 }
