@@ -20,11 +20,13 @@ extension DedupEngine {
 
     /// Publishes our state (when it changed, and at least every quarter of a claim's
     /// lifetime so it never expires while we live), then reads the members' states.
-    /// Busy, every poll tick; idle, every 200 ms.
+    /// Busy, every poll tick; idle, every 200 ms, or more often when a quarter of a claim's
+    /// lifetime is shorter (our state must be renewed before it expires).
     func pollMembers() {
         guard redisUp, !stopping, !membersPollInFlight else { return }
         let now = loop.nowNanos
-        guard inFlightCount > 0 || now &- lastMembersPoll >= 200_000_000 else { return }
+        let idleEvery = UInt64(min(200, max(settings.lockTTLMillis / 4, 20))) * 1_000_000
+        guard inFlightCount > 0 || now &- lastMembersPoll >= idleEvery else { return }
         lastMembersPoll = now
         heartbeat(now: now)
         membersPollInFlight = true
