@@ -85,6 +85,30 @@ final class EventBatchInsertTests: XCTestCase {
                        "a=1,b=2,c=5")
     }
 
+    func testABatchMeetingStoredIdsIsSentAgainWithOnConflictAndTheNextOnesStartThere() throws {
+        let table = try freshEventsTable("pg_batch_conflict_test")
+        let loop = try EventLoop()
+        let connection = try makeUpConnection(loop)
+        defer { connection.close() }
+        let inserter = EventBatchInsert(connection: connection, table: table)
+        inserter.conflictAwareRun = 1
+        func insert(_ ids: [String]) throws -> [String] {
+            let batch = inserter.makeBatch()
+            for id in ids { batch.append(eventID: id, seq: 1, payload: "{}", processedBy: "x") }
+            return try XCTUnwrap(try awaitResult(loop) { inserter.insert(batch, completion: $0) }?.get()).insertedIDs.sorted()
+        }
+        XCTAssertEqual(try insert(["a", "b"]), ["a", "b"])
+        XCTAssertEqual(inserter.conflictRetries, 0, "a batch of new ids went in as one plain insert")
+        XCTAssertEqual(try insert(["b", "c"]), ["c"])
+        XCTAssertEqual(inserter.conflictRetries, 1, "the plain insert met b and was sent again")
+        XCTAssertEqual(try insert(["c", "d"]), ["d"])
+        XCTAssertEqual(inserter.conflictRetries, 1, "right after a conflict a batch goes with ON CONFLICT at once")
+        XCTAssertEqual(try insert(["d", "e"]), ["e"])
+        XCTAssertEqual(inserter.conflictRetries, 2, "after conflictAwareRun batches plain inserts are tried again")
+        XCTAssertEqual(try insert(["f", "f"]), ["f"])
+        XCTAssertEqual(try PostgresTestServer.shared.psql("SELECT string_agg(event_id, ',' ORDER BY event_id) FROM \(table)"), "a,b,c,d,e,f")
+    }
+
     func testAwkwardIdsAndPayloadsSurviveByteForByte() throws {
         let table = try freshEventsTable("pg_batch_bytes_test")
         let loop = try EventLoop()
