@@ -5,7 +5,8 @@ final class ClaimRound: RedisReplySink {
     /// An answer, reduced to what resolving the round needs (the holder's bytes are valid
     /// only during the callback; an owner index allocates nothing per event).
     enum Outcome { case pending, ours, duplicate(holder: Int), watch(owner: Int), unanswered }
-    let events: EventSet
+    /// Emptied when the round is resolved (its storage goes on to the next stage).
+    var events: EventSet
     /// The value every SET of the round writes.
     let claim: [UInt8]
     /// Why the round claims its events.

@@ -136,6 +136,7 @@ extension DedupEngine {
     private func finishWork(_ batch: WorkBatch) {
         if let timer = batch.extendTimer { loop.cancel(timer) }
         work.removeAll { $0 === batch }
+        sets.give(&batch.events)
     }
 
     /// Keeps the batch's claims alive until it is stored, so nobody takes over live work.

@@ -56,6 +56,8 @@ package final class DedupEngine {
     var arrivals = ArrivalClock()
     /// Received and not yet claimed, all under the live claim value.
     var incoming = EventSet()
+    /// Storage of finished stages' sets, for the next ones.
+    var sets = EventSetPool()
     /// Rounds to send under a value other than the live one once Redis is up: recovery
     /// claims whose answers never came (retried under the same value), and events of an
     /// older numbering not claimed yet when the producer's seqs started over.
@@ -195,6 +197,9 @@ package final class DedupEngine {
         }
         if incoming.count > before { arrivals.arrived(seq: incoming.seqs[before], now: now) }
         metrics.received.add(incoming.count - before)
+        // Claimed now rather than before the loop sleeps: several frames read in one turn
+        // would otherwise pile up in one ever larger set.
+        if incoming.count >= settings.maxClaimBatch { submitClaims() }
     }
 
     /// The producer's seqs started over (a new stream, or a producer without a durable
@@ -221,49 +226,60 @@ package final class DedupEngine {
 
     // MARK: claim
 
-    /// Sends this turn's claims: one pipelined `SET event:<id> <claim> PX ttl NX GET` each.
+    /// Sends this turn's claims: one pipelined `SET event:<id> <claim> PX ttl NX GET` each,
+    /// in rounds of at most `maxClaimBatch`.
     func submitClaims() {
         guard redisUp, !stopping else { return }
         while !pendingRounds.isEmpty { sendClaims(pendingRounds.removeLast()) }
         guard !incoming.isEmpty else { return }
-        var batch = EventSet()
-        if incoming.count <= settings.maxClaimBatch {
+        if !membership.isSharing && incoming.count <= settings.maxClaimBatch {
+            // The whole set moves on uncopied; `incoming` takes a spare one.
+            var batch = sets.take()
             swap(&batch, &incoming)
-        } else {
-            var rest = EventSet()
-            batch.append(incoming, 0..<settings.maxClaimBatch)
-            rest.append(incoming, settings.maxClaimBatch..<incoming.count)
-            incoming = rest
+            sendClaims(ClaimRound(events: batch, claim: values.live, kind: .live))
+            return
         }
-        if membership.isSharing { batch = keepOurShare(of: batch) }
-        guard !batch.isEmpty else { return }
-        sendClaims(ClaimRound(events: batch, claim: values.live, kind: .live))
+        let now = loop.nowNanos
+        var start = 0
+        while start < incoming.count {
+            let part = start..<min(start + settings.maxClaimBatch, incoming.count)
+            var batch = sets.take()
+            if membership.isSharing {
+                keepOurShare(of: part, into: &batch, now: now)
+            } else {
+                batch.append(incoming, part)
+            }
+            if batch.isEmpty {
+                sets.give(&batch)
+            } else {
+                sendClaims(ClaimRound(events: batch, claim: values.live, kind: .live))
+            }
+            start = part.upperBound
+        }
+        // Kept with its capacity: the next frames fill the same pages.
+        incoming.removeAll()
     }
 
-    /// Rendezvous hashing: keeps the events our view prefers us for, and those a claim of
-    /// ours may already hold (a retry after a lost answer), and defers the others to their
-    /// preferred member.
-    private func keepOurShare(of batch: EventSet) -> EventSet {
+    /// Rendezvous hashing: keeps the events of `incoming` our view prefers us for, and
+    /// those a claim of ours may already hold (a retry after a lost answer), and defers
+    /// the others to their preferred member.
+    private func keepOurShare(of part: Range<Int>, into ours: inout EventSet, now: UInt64) {
         let view = membership.view
         let me = membership.meIndex ?? -1
         var slots = [Int](repeating: -1, count: view.names.count)
-        var ours = EventSet()
-        ours.reserve(events: batch.count / view.names.count + 16, bytes: batch.byteCount / view.names.count + 1024)
-        let now = loop.nowNanos
-        for i in 0..<batch.count {
-            if batch.attempted[i] {
-                ours.append(batch, i)
+        for i in part {
+            if incoming.attempted[i] {
+                ours.append(incoming, i)
                 continue
             }
-            let preferred = batch.withID(i) { view.preferred(for: $0) }
+            let preferred = incoming.withID(i) { view.preferred(for: $0) }
             if preferred == me {
-                ours.append(batch, i)
+                ours.append(incoming, i)
                 continue
             }
             if slots[preferred] < 0 { slots[preferred] = deferred.memberIndex(of: view.names[preferred]) }
-            deferred.add(batch, i, member: slots[preferred], view: view.hash, now: now)
+            deferred.add(incoming, i, member: slots[preferred], view: view.hash, now: now)
         }
-        return ours
     }
 
     /// The first seq the next classification will see.
@@ -302,12 +318,14 @@ package final class DedupEngine {
     private func resolve(_ round: ClaimRound) {
         claimRounds.removeAll { $0 === round }
         let now = loop.nowNanos
-        var mine = EventSet()
+        // Usually every claim of a round is won: its set then moves on whole, uncopied.
+        let allOurs = !round.outcomes.contains { if case .ours = $0 { false } else { true } }
+        var mine = allOurs ? EventSet() : sets.take()
         var retry = EventSet()
         for i in 0..<round.events.count {
             switch round.outcomes[i] {
             case .ours:
-                mine.append(round.events, i)
+                if !allOurs { mine.append(round.events, i) }
                 metrics.claimed.add()
                 if round.kind == .takeover {
                     metrics.recovered.add()
@@ -336,7 +354,8 @@ package final class DedupEngine {
                 pendingRounds.append(ClaimRound(events: retry, claim: round.claim, kind: round.kind))
             }
         }
-        if !mine.isEmpty { start(WorkBatch(events: mine, claim: round.claim)) }
+        if allOurs { swap(&mine, &round.events) } else { sets.give(&round.events) }
+        if !mine.isEmpty { start(WorkBatch(events: mine, claim: round.claim)) } else { sets.give(&mine) }
         if claimRounds.isEmpty && watch.isEmpty { watch.forgetOwners() }
     }
 

@@ -16,6 +16,10 @@ struct DeferList {
     }
 
     private var chunks: [Chunk] = []
+    /// Storage of swept chunks, for the next ones.
+    private var spare = EventSetPool()
+    /// One verdict per event of the chunk being swept (reused: no array per chunk).
+    private var verdicts: [Verdict] = []
     private(set) var count = 0
     private(set) var byteCount = 0
     /// Names of the members deferred to, by index (a handful: one per live member).
@@ -32,7 +36,7 @@ struct DeferList {
 
     mutating func add(_ source: EventSet, _ index: Int, member: Int, view: UInt64, now: UInt64) {
         if chunks.last.map({ $0.view != view || $0.since != now }) ?? true {
-            chunks.append(Chunk(view: view, since: now))
+            chunks.append(Chunk(events: spare.take(), view: view, since: now))
         }
         let before = chunks[chunks.count - 1].events.byteCount
         chunks[chunks.count - 1].events.append(source, index)
@@ -55,8 +59,11 @@ struct DeferList {
                         removed: (EventSet, Int, Verdict) -> Void) {
         var kept: [Chunk] = []
         kept.reserveCapacity(chunks.count)
-        for chunk in chunks {
-            var verdicts: [Verdict] = []
+        for index in chunks.indices {
+            // Moved out, not copied, so its storage can go back to the pool unshared.
+            var chunk = Chunk(view: 0, since: 0)
+            swap(&chunk, &chunks[index])
+            verdicts.removeAll(keepingCapacity: true)
             var holding = 0
             for i in 0..<chunk.events.count {
                 let verdict = decide(chunk.events.seqs[i], chunk.members[i], chunk.view, chunk.since)
@@ -67,16 +74,18 @@ struct DeferList {
                 kept.append(chunk)
                 continue
             }
-            var rest = Chunk(view: chunk.view, since: chunk.since)
-            for i in 0..<chunk.events.count {
-                if verdicts[i] == .hold {
+            if holding > 0 {
+                var rest = Chunk(events: spare.take(), view: chunk.view, since: chunk.since)
+                for i in 0..<chunk.events.count where verdicts[i] == .hold {
                     rest.events.append(chunk.events, i)
                     rest.members.append(chunk.members[i])
-                } else {
-                    removed(chunk.events, i, verdicts[i])
                 }
+                kept.append(rest)
             }
-            if !rest.events.isEmpty { kept.append(rest) }
+            for i in 0..<chunk.events.count where verdicts[i] != .hold {
+                removed(chunk.events, i, verdicts[i])
+            }
+            spare.give(&chunk.events)
         }
         chunks = kept
         count = chunks.reduce(0) { $0 + $1.events.count }

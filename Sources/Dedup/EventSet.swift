@@ -32,6 +32,8 @@ struct EventSet {
     var isEmpty: Bool { fields.isEmpty }
     /// Bytes held for ids and payloads (what MAX_IN_FLIGHT_BYTES bounds).
     var byteCount: Int { bytes.count }
+    /// Bytes the arena can hold before it grows.
+    var byteCapacity: Int { bytes.capacity }
 
     var seqs: LazyMapCollection<[Fields], UInt64> { fields.lazy.map { $0.seq } }
     var payloadIsNull: LazyMapCollection<[Fields], Bool> { fields.lazy.map { $0.payloadIsNull } }

@@ -4,7 +4,8 @@ import Reactor
 /// (split when PostgreSQL refuses part of it), dead-lettering and marking done. Its stage
 /// moves only through `EventStage.next`.
 final class WorkBatch {
-    let events: EventSet
+    /// Emptied once the batch is finished (its storage is reused).
+    var events: EventSet
     /// The claim value its events' keys hold.
     let claim: [UInt8]
     let minSeq: UInt64
