@@ -111,8 +111,8 @@ extension DedupEngine {
                 metrics.duplicate.add()
                 tracker.finished(events.seqs[i], generation: events.generations[i])
                 eventLog.event("duplicate", now: now, "duplicate seq=\(events.seqs[i]) event_id=\(events.idString(i)) (handled by the listener it belongs to)")
-            case .claim: claimNow.append(events, i)
-            case .takeOver, .hold: takeOver.append(events, i)
+            case .claim: takeBack(events, i, into: &claimNow)
+            case .takeOver, .hold: takeBack(events, i, into: &takeOver)
             }
         })
         if !claimNow.isEmpty {
@@ -123,6 +123,25 @@ extension DedupEngine {
             eventLog.event("member-gone", level: .warning, now: now, "taking over \(takeOver.count) events whose preferred listener left or did not finish them within a claim's lifetime")
             claimApart(takeOver, kind: .takeover)
         }
+    }
+
+    /// Moves deferred event `index` of `events` into `target`, to claim it here. A line
+    /// held unparsed is parsed now; one that turns out malformed is counted and finished
+    /// (as a malformed line is when it arrives).
+    private func takeBack(_ events: EventSet, _ index: Int, into target: inout EventSet) {
+        guard events.isLine(index) else { return target.append(events, index) }
+        let seq = events.seqs[index]
+        let generation = events.generations[index]
+        let before = target.count
+        target.generation = generation
+        events.withPayload(index) { line in
+            StreamLineParser.parseLine(line, number: 0, into: &target, scratch: &scratchID) { noted($0) }
+        }
+        if target.count > before && target.seqs[before] != seq {
+            target.removeLast()
+            noted(.malformed(line: 0, reason: "seq appears twice"))
+        }
+        if target.count == before { tracker.finished(seq, generation: generation) }
     }
 
     /// Our producer link went up or down: while it is down we take no share (the others

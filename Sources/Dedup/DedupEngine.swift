@@ -64,6 +64,9 @@ package final class DedupEngine {
     var pendingRounds: [ClaimRound] = []
     var claimRounds: [ClaimRound] = []
     var work: [WorkBatch] = []
+    /// Batches waiting to share an insert statement, and such statements in flight.
+    var waitingInserts: [WorkBatch] = []
+    var joinedInsertsInFlight = 0
     var watch = WatchList()
     /// Events rendezvous hashing gave to other members, held until they show them finished.
     var deferred = DeferList()
@@ -157,49 +160,81 @@ package final class DedupEngine {
 
     // MARK: intake
 
-    /// A text frame from the producer: one or more NDJSON lines.
+    /// A text frame from the producer: one or more NDJSON lines. Each new event is
+    /// classified as it arrives: ours (parsed in full, to claim), or another member's by
+    /// rendezvous hashing (held; when the line has the producer's layout only its head is
+    /// read and the line is kept as it is, parsed only if we must claim it after all).
     package func receive(frame: UnsafeRawBufferPointer) {
-        let before = incoming.count
-        incoming.generation = tracker.generation
-        StreamLineParser.parse(frame, into: &incoming, scratch: &scratchID) { notice in
-            switch notice {
-            case .gap(let from, let to):
-                receivedFrom = max(receivedFrom, to)
-                metrics.gaps.add()
-                metrics.gapEvents.add(Int(clamping: to - from + 1))
-                logger.warning("producer no longer had seqs \(from)-\(to) when we resumed: \(to - from + 1) events were not received")
-            case .malformed(let line, let reason):
-                metrics.malformed.add()
-                eventLog.event("malformed", level: .warning, now: loop.nowNanos, "malformed line \(line) from the producer skipped: \(reason)")
-            }
-        }
-        // Keep only seqs not seen before (a reconnect replays from the watermark); the
-        // common case keeps everything in place.
-        var replayed: [Int] = []
+        var received = 0
+        var firstSeq: UInt64?
         let now = loop.nowNanos
-        for i in before..<incoming.count {
-            if tracker.received(incoming.seqs[i]) {
-                eventLog.event("received", now: now, "received seq=\(incoming.seqs[i]) event_id=\(incoming.idString(i))")
-            } else {
-                replayed.append(i)
-            }
+        let sharing = membership.isSharing
+        let view = membership.view
+        let me = membership.meIndex ?? -1
+        // The deferral table's index of each member of the view, looked up once per frame.
+        var slots = [Int](repeating: -1, count: sharing ? view.names.count : 0)
+        func slot(_ preferred: Int) -> Int {
+            if slots[preferred] < 0 { slots[preferred] = deferred.memberIndex(of: view.names[preferred]) }
+            return slots[preferred]
         }
-        if !replayed.isEmpty {
-            var kept = EventSet()
-            var skip = replayed.makeIterator()
-            var next = skip.next()
-            for i in 0..<incoming.count {
-                if i == next { next = skip.next(); continue }
-                kept.append(incoming, i)
+        StreamLineParser.forEachLine(frame) { line, number in
+            var known = false
+            if sharing, let head = StreamLineParser.head(of: line) {
+                let id = UnsafeRawBufferPointer(rebasing: line[head.id])
+                let preferred = view.preferred(for: id)
+                if preferred != me {
+                    guard tracker.received(head.seq) else { return }
+                    let member = slot(preferred)
+                    deferred.addLine(seq: head.seq, id: id, line: line, generation: tracker.generation,
+                                     acceptedAt: head.acceptedAt, member: member, view: view.hash, now: now)
+                    received += 1
+                    if firstSeq == nil { firstSeq = head.seq }
+                    eventLog.event("received", now: now, "received seq=\(head.seq) event_id=\(String(decoding: id, as: UTF8.self))")
+                    return
+                }
+                known = true
             }
-            kept.generation = incoming.generation
-            incoming = kept
+            let index = incoming.count
+            // Set per line: a round claimed mid-frame leaves a spare set in `incoming`.
+            incoming.generation = tracker.generation
+            StreamLineParser.parseLine(line, number: number, into: &incoming, scratch: &scratchID) { noted($0) }
+            guard incoming.count > index else { return }
+            let seq = incoming.seqs[index]
+            // A reconnect replays from the watermark: seqs seen before are dropped.
+            guard tracker.received(seq) else { return incoming.removeLast() }
+            received += 1
+            if firstSeq == nil { firstSeq = seq }
+            eventLog.event("received", now: now, "received seq=\(seq) event_id=\(incoming.idString(index))")
+            if sharing && !known {
+                let preferred = incoming.withID(index) { view.preferred(for: $0) }
+                if preferred != me {
+                    let member = slot(preferred)
+                    deferred.add(incoming, index, member: member, view: view.hash, now: now)
+                    incoming.removeLast()
+                }
+            }
+            // A full round is claimed at once rather than before the loop sleeps: the
+            // frames read in one turn would otherwise pile up in one ever larger set, and
+            // a set of one round's size moves on whole, uncopied, and is reused after.
+            if incoming.count >= settings.maxClaimBatch { submitClaims() }
         }
-        if incoming.count > before { arrivals.arrived(seq: incoming.seqs[before], now: now) }
-        metrics.received.add(incoming.count - before)
-        // Claimed now rather than before the loop sleeps: several frames read in one turn
-        // would otherwise pile up in one ever larger set.
-        if incoming.count >= settings.maxClaimBatch { submitClaims() }
+        if let firstSeq { arrivals.arrived(seq: firstSeq, now: now) }
+        metrics.received.add(received)
+    }
+
+    /// Counts and logs what a frame held besides events.
+    func noted(_ notice: StreamNotice) {
+        switch notice {
+        case .gap(let from, let to):
+            receivedFrom = max(receivedFrom, to)
+            metrics.gaps.add()
+            metrics.gapEvents.add(Int(clamping: to - from + 1))
+            logger.warning("producer no longer had seqs \(from)-\(to) when we resumed: \(to - from + 1) events were not received")
+        case .malformed(let line, let reason):
+            metrics.malformed.add()
+            let which = line > 0 ? "line \(line)" : "line (held for another listener)"
+            eventLog.event("malformed", level: .warning, now: loop.nowNanos, "malformed \(which) from the producer skipped: \(reason)")
+        }
     }
 
     /// The producer's seqs started over (a new stream, or a producer without a durable
@@ -232,62 +267,30 @@ package final class DedupEngine {
         guard redisUp, !stopping else { return }
         while !pendingRounds.isEmpty { sendClaims(pendingRounds.removeLast()) }
         guard !incoming.isEmpty else { return }
-        if !membership.isSharing && incoming.count <= settings.maxClaimBatch {
+        if incoming.count <= settings.maxClaimBatch {
             // The whole set moves on uncopied; `incoming` takes a spare one.
             var batch = sets.take()
             swap(&batch, &incoming)
             sendClaims(ClaimRound(events: batch, claim: values.live, kind: .live))
             return
         }
-        let now = loop.nowNanos
         var start = 0
         while start < incoming.count {
             let part = start..<min(start + settings.maxClaimBatch, incoming.count)
             var batch = sets.take()
-            if membership.isSharing {
-                keepOurShare(of: part, into: &batch, now: now)
-            } else {
-                batch.append(incoming, part)
-            }
-            if batch.isEmpty {
-                sets.give(&batch)
-            } else {
-                sendClaims(ClaimRound(events: batch, claim: values.live, kind: .live))
-            }
+            batch.append(incoming, part)
+            sendClaims(ClaimRound(events: batch, claim: values.live, kind: .live))
             start = part.upperBound
         }
-        // Kept with its capacity: the next frames fill the same pages.
-        incoming.removeAll()
+        // Only while Redis was down does `incoming` outgrow a round: not kept that large.
+        var emptied = sets.take()
+        swap(&emptied, &incoming)
+        sets.give(&emptied)
     }
 
-    /// Rendezvous hashing: keeps the events of `incoming` our view prefers us for, and
-    /// those a claim of ours may already hold (a retry after a lost answer), and defers
-    /// the others to their preferred member.
-    private func keepOurShare(of part: Range<Int>, into ours: inout EventSet, now: UInt64) {
-        let view = membership.view
-        let me = membership.meIndex ?? -1
-        var slots = [Int](repeating: -1, count: view.names.count)
-        for i in part {
-            if incoming.attempted[i] {
-                ours.append(incoming, i)
-                continue
-            }
-            let preferred = incoming.withID(i) { view.preferred(for: $0) }
-            if preferred == me {
-                ours.append(incoming, i)
-                continue
-            }
-            if slots[preferred] < 0 { slots[preferred] = deferred.memberIndex(of: view.names[preferred]) }
-            deferred.add(incoming, i, member: slots[preferred], view: view.hash, now: now)
-        }
-    }
-
-    /// The first seq the next classification will see.
-    var nextUnclassifiedSeq: UInt64 {
-        var next = tracker.highest + 1
-        for i in 0..<incoming.count where !incoming.attempted[i] { next = min(next, incoming.seqs[i]) }
-        return next
-    }
+    /// The first seq the next classification will see: events are classified as they
+    /// arrive, in seq order.
+    var nextUnclassifiedSeq: UInt64 { tracker.highest + 1 }
 
     func sendClaims(_ round: ClaimRound) {
         claimRounds.append(round)

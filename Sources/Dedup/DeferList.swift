@@ -4,23 +4,26 @@
 /// not finish them within a claim's lifetime), when this instance claims them itself.
 ///
 /// Held in chunks, one per classification turn (one view, one arrival time): members
-/// finish events roughly in seq order, so a sweep mostly drops whole chunks or keeps them
-/// untouched, and copies only the few chunks it splits, instead of every held event on
-/// every poll.
+/// finish events roughly in seq order, so a sweep mostly drops whole chunks. Events a
+/// sweep settles are only marked in their chunk (never copied out of it); the chunk's
+/// storage is dropped, for reuse, once all of its events are settled.
 struct DeferList {
     private struct Chunk {
         var events = EventSet()
+        /// The member each event is held for; `settledMark` once it is settled.
         var members: [Int] = []
+        var settled = 0
         let view: UInt64
         let since: UInt64
     }
+    private static let settledMark = -1
 
     private var chunks: [Chunk] = []
     /// Storage of swept chunks, for the next ones.
     private var spare = EventSetPool()
-    /// One verdict per event of the chunk being swept (reused: no array per chunk).
-    private var verdicts: [Verdict] = []
+    /// Events held and not settled.
     private(set) var count = 0
+    /// Bytes of the chunks held (settled events' included until their chunk goes).
     private(set) var byteCount = 0
     /// Names of the members deferred to, by index (a handful: one per live member).
     private(set) var names: [[UInt8]] = []
@@ -34,15 +37,29 @@ struct DeferList {
         return names.count - 1
     }
 
+    /// Holds event `index` of `source` for `member`, as classified under `view` at `now`.
     mutating func add(_ source: EventSet, _ index: Int, member: Int, view: UInt64, now: UInt64) {
+        add(member: member, view: view, now: now) { $0.append(source, index) }
+    }
+
+    /// Holds an event known by its line's head (see `EventSet.appendLine`).
+    mutating func addLine(seq: UInt64, id: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer, generation: UInt32,
+                          acceptedAt: Int64, member: Int, view: UInt64, now: UInt64) {
+        add(member: member, view: view, now: now) {
+            $0.appendLine(seq: seq, id: id, line: line, generation: generation, acceptedAt: acceptedAt)
+        }
+    }
+
+    private mutating func add(member: Int, view: UInt64, now: UInt64, _ append: (inout EventSet) -> Void) {
         if chunks.last.map({ $0.view != view || $0.since != now }) ?? true {
             chunks.append(Chunk(events: spare.take(), view: view, since: now))
         }
-        let before = chunks[chunks.count - 1].events.byteCount
-        chunks[chunks.count - 1].events.append(source, index)
-        chunks[chunks.count - 1].members.append(member)
+        let last = chunks.count - 1
+        let before = chunks[last].events.byteCount
+        append(&chunks[last].events)
+        chunks[last].members.append(member)
         count += 1
-        byteCount += chunks[chunks.count - 1].events.byteCount - before
+        byteCount += chunks[last].events.byteCount - before
     }
 
     enum Verdict {
@@ -63,33 +80,22 @@ struct DeferList {
             // Moved out, not copied, so its storage can go back to the pool unshared.
             var chunk = Chunk(view: 0, since: 0)
             swap(&chunk, &chunks[index])
-            verdicts.removeAll(keepingCapacity: true)
-            var holding = 0
-            for i in 0..<chunk.events.count {
+            for i in 0..<chunk.events.count where chunk.members[i] != Self.settledMark {
                 let verdict = decide(chunk.events.seqs[i], chunk.members[i], chunk.view, chunk.since)
-                if verdict == .hold { holding += 1 }
-                verdicts.append(verdict)
+                guard verdict != .hold else { continue }
+                removed(chunk.events, i, verdict)
+                chunk.members[i] = Self.settledMark
+                chunk.settled += 1
+                count -= 1
             }
-            if holding == chunk.events.count {
+            if chunk.settled == chunk.events.count {
+                byteCount -= chunk.events.byteCount
+                spare.give(&chunk.events)
+            } else {
                 kept.append(chunk)
-                continue
             }
-            if holding > 0 {
-                var rest = Chunk(events: spare.take(), view: chunk.view, since: chunk.since)
-                for i in 0..<chunk.events.count where verdicts[i] == .hold {
-                    rest.events.append(chunk.events, i)
-                    rest.members.append(chunk.members[i])
-                }
-                kept.append(rest)
-            }
-            for i in 0..<chunk.events.count where verdicts[i] != .hold {
-                removed(chunk.events, i, verdicts[i])
-            }
-            spare.give(&chunk.events)
         }
         chunks = kept
-        count = chunks.reduce(0) { $0 + $1.events.count }
-        byteCount = chunks.reduce(0) { $0 + $1.events.byteCount }
         if chunks.isEmpty { names.removeAll() }
     }
 }

@@ -194,8 +194,8 @@ package struct EventInsertResult {
 }
 
 /// The batch insert of events as one statement per batch:
-/// `INSERT ... SELECT * FROM unnest($1::text[], $2::bigint[], $3::jsonb[], $4::text[])
-/// ON CONFLICT (event_id) DO NOTHING RETURNING event_id`. Idempotent, so aborted attempts
+/// `INSERT ... SELECT unnest($1::text[]), unnest($2::bigint[]), unnest($3::jsonb[]),
+/// unnest($4::text[]) ON CONFLICT (event_id) DO NOTHING RETURNING event_id`. Idempotent, so aborted attempts
 /// are retried; ids repeated inside one batch are stored once (DO NOTHING, unlike DO UPDATE,
 /// accepts a row conflicting with one the same statement inserted) and reported new once.
 ///
@@ -229,9 +229,11 @@ package final class EventBatchInsert {
     package init(connection: PostgresConnection, table: String = "events") {
         self.connection = connection
         self.table = table
+        // unnest in the select list, not in FROM: the rows stream out of the arrays instead
+        // of being gathered first in a tuplestore (a table function is materialised).
         let insert = """
             INSERT INTO \(PostgresIdentifier.quoted(table)) (event_id, seq, payload, processed_by) \
-            SELECT * FROM unnest($1::text[], $2::bigint[], $3::jsonb[], $4::text[])
+            SELECT unnest($1::text[]), unnest($2::bigint[]), unnest($3::jsonb[]), unnest($4::text[])
             """
         statement = connection.prepare(insert + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
         plainStatement = connection.prepare(insert + " RETURNING event_id")

@@ -21,6 +21,9 @@ struct EventSet {
         var payloadIsNull: Bool
         /// A claim was sent for it before and its answer never came.
         var attempted: Bool
+        /// The payload bytes hold the event's whole stream line, not parsed yet (see
+        /// `appendLine`).
+        var isLine = false
     }
 
     private(set) var bytes: [UInt8] = []
@@ -59,6 +62,24 @@ struct EventSet {
                              payloadIsNull: payload.count == 4 && payload.elementsEqual("null".utf8), attempted: attempted))
         bytes.append(contentsOf: id)
         bytes.append(contentsOf: payload)
+    }
+
+    /// Appends an event known only by its line's head: `line` is kept whole, in place of
+    /// the payload, and parsed in full only if the event is ever claimed here.
+    mutating func appendLine(seq: UInt64, id: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer, generation: UInt32,
+                             acceptedAt: Int64) {
+        append(seq: seq, id: id, payload: line, generation: generation, acceptedAt: acceptedAt)
+        fields[fields.count - 1].payloadIsNull = false
+        fields[fields.count - 1].isLine = true
+    }
+
+    /// Whether event `index` is a line not parsed yet.
+    func isLine(_ index: Int) -> Bool { fields[index].isLine }
+
+    /// Drops the last event.
+    mutating func removeLast() {
+        let last = fields.removeLast()
+        bytes.removeLast(last.idLength + last.payloadLength)
     }
 
     /// Appends event `index` of `other`.

@@ -10,7 +10,7 @@ struct EventSetPool {
     var limit = 4
     /// A set whose bytes grew beyond this is freed rather than kept, so one huge frame
     /// does not pin its memory.
-    var maxBytes = 512 << 10
+    var maxBytes = 256 << 10
 
     /// An empty set, with capacity when one was given back.
     mutating func take() -> EventSet {

@@ -1,3 +1,4 @@
+import Glibc
 import Reactor
 
 /// What a frame from the producer held besides events.
@@ -12,27 +13,81 @@ enum StreamNotice: Equatable {
 /// no Foundation, no String per event; ids are unescaped only when they contain escapes.
 /// Bad lines are reported and skipped; the rest of the frame still counts.
 package enum StreamLineParser {
-    static func parse(_ frame: UnsafeRawBufferPointer, into events: inout EventSet, scratch: inout [UInt8],
-                      notice: (StreamNotice) -> Void) {
+    /// Calls `body` with each line of `frame` that is not blank, and its 1-based number.
+    static func forEachLine(_ frame: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, Int) -> Void) {
+        guard let base = frame.baseAddress else { return }
         var lineStart = 0
         var lineNumber = 0
         while lineStart < frame.count {
-            var lineEnd = lineStart
-            while lineEnd < frame.count && frame[lineEnd] != 0x0A { lineEnd += 1 }
+            let newline = memchr(base + lineStart, 0x0A, frame.count - lineStart)
+            let lineEnd = newline.map { UnsafeRawPointer($0) - UnsafeRawPointer(base) } ?? frame.count
             lineNumber += 1
             let line = UnsafeRawBufferPointer(rebasing: frame[lineStart..<lineEnd])
-            if !isBlank(line) {
-                parseLine(line, number: lineNumber, into: &events, scratch: &scratch, notice: notice)
-            }
+            if !isBlank(line) { body(line, lineNumber) }
             lineStart = lineEnd + 1
         }
+    }
+
+    /// Parses every line of `frame` into `events`.
+    static func parse(_ frame: UnsafeRawBufferPointer, into events: inout EventSet, scratch: inout [UInt8],
+                      notice: (StreamNotice) -> Void) {
+        forEachLine(frame) { line, number in parseLine(line, number: number, into: &events, scratch: &scratch, notice: notice) }
+    }
+
+    /// The first members of a line as the producer writes it.
+    struct LineHead {
+        var seq: UInt64
+        /// The event_id's bytes in the line (it has no escapes).
+        var id: Range<Int>
+        var acceptedAt: Int64
+    }
+
+    /// Reads `{"seq":N,["ts":N,]"event_id":"...","payload":` at the start of `line`, the
+    /// producer's own layout, without walking the payload: enough to tell whose event it
+    /// is. Nil for anything else (escapes in the id, other members first, a gap notice),
+    /// which `parseLine` reads in full. The line as a whole is checked only by whoever
+    /// parses it in full later.
+    static func head(of line: UnsafeRawBufferPointer) -> LineHead? {
+        var at = 0
+        func literal(_ text: StaticString) -> Bool {
+            let count = text.utf8CodeUnitCount
+            guard at + count <= line.count,
+                  memcmp(line.baseAddress! + at, text.utf8Start, count) == 0 else { return false }
+            at += count
+            return true
+        }
+        func digits() -> UInt64? {
+            let start = at
+            var value: UInt64 = 0
+            while at < line.count {
+                let digit = line[at] &- 0x30
+                guard digit < 10 else { break }
+                value = value &* 10 &+ UInt64(digit)
+                at += 1
+            }
+            // 19 digits never overflow; longer numbers are left to the full parse.
+            return at > start && at - start <= 19 ? value : nil
+        }
+        guard literal("{\"seq\":"), let seq = digits(), seq > 0, literal(",") else { return nil }
+        var acceptedAt: Int64 = 0
+        if literal("\"ts\":") {
+            guard let ts = digits(), literal(",") else { return nil }
+            acceptedAt = Int64(clamping: ts)
+        }
+        guard literal("\"event_id\":"), at < line.count, line[at] == UInt8(ascii: "\"") else { return nil }
+        let idStart = at + 1
+        guard let (end, escaped) = try? JSONScanner(line).skipString(at: at), !escaped else { return nil }
+        at = end
+        let id = idStart..<(end - 1)
+        guard !id.isEmpty, id.count <= 255, literal(",\"payload\":") else { return nil }
+        return LineHead(seq: seq, id: id, acceptedAt: acceptedAt)
     }
 
     private static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
         line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
     }
 
-    private static func parseLine(_ line: UnsafeRawBufferPointer, number: Int, into events: inout EventSet,
+    static func parseLine(_ line: UnsafeRawBufferPointer, number: Int, into events: inout EventSet,
                                   scratch: inout [UInt8], notice: (StreamNotice) -> Void) {
         let json = JSONScanner(line)
         var seq: UInt64?

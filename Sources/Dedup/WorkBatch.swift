@@ -15,6 +15,8 @@ final class WorkBatch {
     /// Retries of its insert, dead letter or done mark: 100 ms doubling to 2 s.
     var retry = Backoff(initial: .milliseconds(100), maximum: .seconds(2))
     var extendTimer: TimerHandle?
+    /// Whole and never tried: it may share one insert statement with other batches.
+    var joinsOthers = true
 
     init(events: EventSet, claim: [UInt8]) {
         self.events = events

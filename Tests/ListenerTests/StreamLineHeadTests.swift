@@ -1,0 +1,81 @@
+@testable import Dedup
+import XCTest
+
+/// A listener reads only the head of a line another member is preferred for; the line is
+/// checked in full by whoever parses it later, and anything not in the producer's layout
+/// is parsed in full at once.
+final class StreamLineHeadTests: XCTestCase {
+    private func head(_ line: String) -> (seq: UInt64, id: String, ts: Int64)? {
+        let bytes = Array(line.utf8)
+        return bytes.withUnsafeBytes { raw in
+            StreamLineParser.head(of: raw).map { ($0.seq, String(decoding: raw[$0.id], as: UTF8.self), $0.acceptedAt) }
+        }
+    }
+
+    private func parse(_ line: String) -> (events: EventSet, notices: [StreamNotice]) {
+        var events = EventSet()
+        var scratch: [UInt8] = []
+        var notices: [StreamNotice] = []
+        Array(line.utf8).withUnsafeBytes { StreamLineParser.parse($0, into: &events, scratch: &scratch) { notices.append($0) } }
+        return (events, notices)
+    }
+
+    func testTheHeadOfTheProducersLayoutGivesSeqIdAndAcceptTime() throws {
+        let withTS = try XCTUnwrap(head(#"{"seq":42,"ts":1764500000123,"event_id":"order-7","payload":{"a":[1,"}"]}}"#))
+        XCTAssertEqual(withTS.seq, 42)
+        XCTAssertEqual(withTS.id, "order-7")
+        XCTAssertEqual(withTS.ts, 1_764_500_000_123)
+        let withoutTS = try XCTUnwrap(head(#"{"seq":7,"event_id":"é漢","payload":null}"#))
+        XCTAssertEqual(withoutTS.seq, 7)
+        XCTAssertEqual(withoutTS.id, "é漢")
+        XCTAssertEqual(withoutTS.ts, 0)
+    }
+
+    func testAnythingElseIsLeftToTheFullParse() {
+        let others = [
+            #"{"event_id":"a","seq":1,"payload":1}"#,  // another order
+            #"{"seq":1,"event_id":"a\"b","payload":1}"#,  // escapes in the id
+            #"{"seq":0,"event_id":"a","payload":1}"#,  // seq 0
+            #"{"seq":1,"event_id":"","payload":1}"#,  // empty id
+            #"{"seq":1,"event_id":7,"payload":1}"#,  // id not a string
+            #"{"seq":1,"event_id":"a"}"#,  // no payload
+            #"{"seq":12345678901234567890,"event_id":"a","payload":1}"#,  // seq too large
+            #"{"gap":{"from":1,"to":5}}"#,
+            #"{ "seq":1,"event_id":"a","payload":1}"#,  // whitespace
+            "{\"seq\":1,\"event_id\":\"" + String(repeating: "x", count: 256) + "\",\"payload\":1}",
+        ]
+        for line in others { XCTAssertNil(head(line), line) }
+    }
+
+    func testALineWithTheRightHeadAndABrokenRestIsMalformedWhenParsedInFull() throws {
+        for line in [#"{"seq":3,"event_id":"a","payload":{"x":}"#, #"{"seq":3,"event_id":"a","payload":1,"extra":"#] {
+            XCTAssertNotNil(head(line), line)
+            let parsed = parse(line)
+            XCTAssertEqual(parsed.events.count, 0, line)
+            guard case .malformed? = parsed.notices.first else { return XCTFail("not reported malformed: \(line)") }
+        }
+    }
+
+    func testAHeldLineKeepsItsBytesWholeUntilItIsParsed() throws {
+        let line = #"{"seq":9,"ts":5,"event_id":"k","payload":{"v":"x\ny"}}"#
+        var held = EventSet()
+        Array(line.utf8).withUnsafeBytes { raw in
+            let head = StreamLineParser.head(of: raw)!
+            held.appendLine(seq: head.seq, id: UnsafeRawBufferPointer(rebasing: raw[head.id]), line: raw, generation: 3,
+                            acceptedAt: head.acceptedAt)
+        }
+        XCTAssertTrue(held.isLine(0))
+        XCTAssertEqual(held.idString(0), "k")
+        XCTAssertEqual(held.withPayload(0) { String(decoding: $0, as: UTF8.self) }, line)
+        var parsed = EventSet()
+        var scratch: [UInt8] = []
+        held.withPayload(0) { StreamLineParser.parseLine($0, number: 0, into: &parsed, scratch: &scratch) { _ in } }
+        XCTAssertEqual(parsed.count, 1)
+        XCTAssertFalse(parsed.isLine(0))
+        XCTAssertEqual(parsed.seqs[0], 9)
+        XCTAssertEqual(parsed.withPayload(0) { String(decoding: $0, as: UTF8.self) }, #"{"v":"x\ny"}"#)
+        held.removeLast()
+        XCTAssertEqual(held.count, 0)
+        XCTAssertEqual(held.byteCount, 0)
+    }
+}
