@@ -7,7 +7,7 @@
 struct EventSetPool {
     private var spare: [EventSet] = []
     /// Sets kept at most; more are freed.
-    var limit = 4
+    var limit = 2
     /// A set whose bytes grew beyond this is freed rather than kept, so one huge frame
     /// does not pin its memory.
     var maxBytes = 256 << 10
