@@ -97,6 +97,9 @@ extension DedupEngine {
         let states = deferred.names.map { name in membership.peers[name].flatMap { $0.stream == stream ? $0 : nil } }
         var claimNow = EventSet()
         var takeOver = EventSet()
+        var finished = 0
+        let logEach = eventLog.logs(.info)
+        defer { metrics.duplicate.add(finished) }
         deferred.sweep({ seq, member, view, since in
             guard let state = states[member] else { return .takeOver }
             switch state.proof(seq: seq, view: view) {
@@ -108,9 +111,11 @@ extension DedupEngine {
             switch verdict {
             case .finished:
                 // The common case, settled in place: nothing copied.
-                metrics.duplicate.add()
+                finished += 1
                 tracker.finished(events.seqs[i], generation: events.generations[i])
-                eventLog.event("duplicate", now: now, "duplicate seq=\(events.seqs[i]) event_id=\(events.idString(i)) (handled by the listener it belongs to)")
+                if logEach {
+                    eventLog.event("duplicate", now: now, "duplicate seq=\(events.seqs[i]) event_id=\(events.idString(i)) (handled by the listener it belongs to)")
+                }
             case .claim: takeBack(events, i, into: &claimNow)
             case .takeOver, .hold: takeBack(events, i, into: &takeOver)
             }
@@ -134,8 +139,8 @@ extension DedupEngine {
         let generation = events.generations[index]
         let before = target.count
         target.generation = generation
-        events.withPayload(index) { line in
-            StreamLineParser.parseLine(line, number: 0, into: &target, scratch: &scratchID) { noted($0) }
+        if let notice = events.withPayload(index, { StreamLineParser.parseLine($0, number: 0, into: &target, scratch: &scratchID) }) {
+            noted(notice)
         }
         if target.count > before && target.seqs[before] != seq {
             target.removeLast()

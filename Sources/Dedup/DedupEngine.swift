@@ -171,6 +171,7 @@ package final class DedupEngine {
         let sharing = membership.isSharing
         let view = membership.view
         let me = membership.meIndex ?? -1
+        let logEach = eventLog.logs(.info)
         // The deferral table's index of each member of the view, looked up once per frame.
         var slots = [Int](repeating: -1, count: sharing ? view.names.count : 0)
         func slot(_ preferred: Int) -> Int {
@@ -189,7 +190,9 @@ package final class DedupEngine {
                                      acceptedAt: head.acceptedAt, member: member, view: view.hash, now: now)
                     received += 1
                     if firstSeq == nil { firstSeq = head.seq }
-                    eventLog.event("received", now: now, "received seq=\(head.seq) event_id=\(String(decoding: id, as: UTF8.self))")
+                    if logEach {
+                        eventLog.event("received", now: now, "received seq=\(head.seq) event_id=\(String(decoding: id, as: UTF8.self))")
+                    }
                     return
                 }
                 known = true
@@ -197,14 +200,16 @@ package final class DedupEngine {
             let index = incoming.count
             // Set per line: a round claimed mid-frame leaves a spare set in `incoming`.
             incoming.generation = tracker.generation
-            StreamLineParser.parseLine(line, number: number, into: &incoming, scratch: &scratchID) { noted($0) }
+            if let notice = StreamLineParser.parseLine(line, number: number, into: &incoming, scratch: &scratchID) {
+                noted(notice)
+            }
             guard incoming.count > index else { return }
             let seq = incoming.seqs[index]
             // A reconnect replays from the watermark: seqs seen before are dropped.
             guard tracker.received(seq) else { return incoming.removeLast() }
             received += 1
             if firstSeq == nil { firstSeq = seq }
-            eventLog.event("received", now: now, "received seq=\(seq) event_id=\(incoming.idString(index))")
+            if logEach { eventLog.event("received", now: now, "received seq=\(seq) event_id=\(incoming.idString(index))") }
             if sharing && !known {
                 let preferred = incoming.withID(index) { view.preferred(for: $0) }
                 if preferred != me {
@@ -295,10 +300,17 @@ package final class DedupEngine {
     func sendClaims(_ round: ClaimRound) {
         claimRounds.append(round)
         round.engine = self
+        // Held in locals for the loop: a property read through `self` per event costs a
+        // retain and a release of objects whose counts live in side tables (slow ones).
+        let redis = self.redis
+        let claim = round.claim
+        let ttl = settings.lockTTLMillis
+        var key = scratchKey
         for i in 0..<round.events.count {
-            round.events.withID(i) { ClaimValues.eventKey($0, into: &scratchKey) }
-            redis.set(scratchKey, round.claim, px: settings.lockTTLMillis, nx: true, get: true, sink: round, index: i)
+            round.events.withID(i) { ClaimValues.eventKey($0, into: &key) }
+            redis.set(key, claim, px: ttl, nx: true, get: true, sink: round, index: i)
         }
+        scratchKey = key
     }
 
     /// One claim answered (called by its round): the verdict is taken while the holder's
@@ -325,11 +337,13 @@ package final class DedupEngine {
         let allOurs = !round.outcomes.contains { if case .ours = $0 { false } else { true } }
         var mine = allOurs ? EventSet() : sets.take()
         var retry = EventSet()
+        var claimed = 0
+        defer { metrics.claimed.add(claimed) }
         for i in 0..<round.events.count {
             switch round.outcomes[i] {
             case .ours:
                 if !allOurs { mine.append(round.events, i) }
-                metrics.claimed.add()
+                claimed += 1
                 if round.kind == .takeover {
                     metrics.recovered.add()
                     logger.info("recovered seq=\(round.events.seqs[i]) event_id=\(round.events.idString(i)): its owner did not finish it")

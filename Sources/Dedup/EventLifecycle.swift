@@ -10,19 +10,24 @@
 ///      └─────────────────────────────────┤  (a copy of the id we already hold) ──▶ duplicate
 ///                                        └─ another owner's claim ──────────▶ watched
 ///
-///   received ──rendezvous hashing over our view of the live members prefers another
-///             member (never for a retry: a claim of ours may already hold it)──▶ deferred
+///   received ──rendezvous hashing over our view of the live members, as the event
+///             arrives, prefers another member──▶ deferred (when its line has the
+///             producer's layout, only the line's head is read; the line is held as it is;
+///             a retried claim is never deferred: a claim of ours may already hold it)
 ///   deferred ──that member's state shows it finished, classified under the same view──▶
 ///             duplicate
 ///   deferred ──that member left, reads another stream, classified it under another view,
 ///             never received it, or has not finished it within a claim's lifetime──▶
-///             claiming (a claim value of its own)
+///             claiming (a claim value of its own), after parsing its line in full: a
+///             malformed line is counted and finished instead, as on arrival
 ///
 ///   watched ──the owner's progress under exactly that claim value covers it──▶ duplicate
 ///   watched ──its claim could have expired, or the owner released it──▶ claiming (recovery:
 ///             a claim value of its own)
 ///
-///   processing ──PROCESS_DELAY_MS elapsed──▶ storing
+///   processing ──PROCESS_DELAY_MS elapsed──▶ storing (a whole batch waits while two
+///             inserts are in flight; the batches waiting then share one statement, and
+///             if it fails each is stored alone as below)
 ///   storing ──inserted (or the row was already there)──▶ marking
 ///   storing ──transient failure (connection, classes 08 40 53 57 58…)──▶ storing (retried
 ///             with backoff; claims kept alive)

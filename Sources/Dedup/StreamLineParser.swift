@@ -31,7 +31,9 @@ package enum StreamLineParser {
     /// Parses every line of `frame` into `events`.
     static func parse(_ frame: UnsafeRawBufferPointer, into events: inout EventSet, scratch: inout [UInt8],
                       notice: (StreamNotice) -> Void) {
-        forEachLine(frame) { line, number in parseLine(line, number: number, into: &events, scratch: &scratch, notice: notice) }
+        forEachLine(frame) { line, number in
+            if let what = parseLine(line, number: number, into: &events, scratch: &scratch) { notice(what) }
+        }
     }
 
     /// The first members of a line as the producer writes it.
@@ -87,8 +89,10 @@ package enum StreamLineParser {
         line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
     }
 
+    /// Appends the line's event to `events`, or returns what else the line was (a result,
+    /// not a callback: nothing is captured per line).
     static func parseLine(_ line: UnsafeRawBufferPointer, number: Int, into events: inout EventSet,
-                                  scratch: inout [UInt8], notice: (StreamNotice) -> Void) {
+                          scratch: inout [UInt8]) -> StreamNotice? {
         let json = JSONScanner(line)
         var seq: UInt64?
         var id: Range<Int>?
@@ -115,15 +119,11 @@ package enum StreamLineParser {
             }
             if json.skipWhitespace(end) != line.count { throw JSONError("unexpected data after the object", at: end) }
         } catch {
-            notice(.malformed(line: number, reason: "\(error)"))
-            return
+            return .malformed(line: number, reason: "\(error)")
         }
-        if let gap {
-            notice(.gap(from: gap.0, to: gap.1))
-            return
-        }
-        guard let seq, seq > 0 else { return notice(.malformed(line: number, reason: "seq missing or not a positive integer")) }
-        guard let id, !id.isEmpty else { return notice(.malformed(line: number, reason: "event_id missing or not a non-empty string")) }
+        if let gap { return .gap(from: gap.0, to: gap.1) }
+        guard let seq, seq > 0 else { return .malformed(line: number, reason: "seq missing or not a positive integer") }
+        guard let id, !id.isEmpty else { return .malformed(line: number, reason: "event_id missing or not a non-empty string") }
         let payloadBytes = payload.map { UnsafeRawBufferPointer(rebasing: line[$0]) }
             ?? UnsafeRawBufferPointer(start: nullLiteral.utf8Start, count: 4)
         if idEscaped {
@@ -131,11 +131,13 @@ package enum StreamLineParser {
             // Never a silently different id: a lone surrogate stays as bytes PostgreSQL
             // refuses, so the event ends in dead_letters, not under another id.
             JSONString.unescape(line, id, into: &scratch, keepingLoneSurrogates: true)
-            guard scratch.count <= 255 else { return notice(.malformed(line: number, reason: "event_id longer than 255 bytes")) }
+            guard scratch.count <= 255 else { return .malformed(line: number, reason: "event_id longer than 255 bytes") }
             scratch.withUnsafeBytes { events.append(seq: seq, id: $0, payload: payloadBytes, acceptedAt: acceptedAt) }
+            return nil
         } else {
-            guard id.count <= 255 else { return notice(.malformed(line: number, reason: "event_id longer than 255 bytes")) }
+            guard id.count <= 255 else { return .malformed(line: number, reason: "event_id longer than 255 bytes") }
             events.append(seq: seq, id: UnsafeRawBufferPointer(rebasing: line[id]), payload: payloadBytes, acceptedAt: acceptedAt)
+            return nil
         }
     }
 

@@ -22,6 +22,9 @@ public final class RateLimitedLog {
         self.intervalNanos = UInt64(intervalMillis) * 1_000_000
     }
 
+    /// Whether lines at `level` are logged at all (to skip per-event work when not).
+    public func logs(_ level: Logger.Level) -> Bool { self.level <= level }
+
     /// Logs `message()` at `level` unless this interval's budget is spent; then counts it
     /// under `kind` for the summary.
     public func event(_ kind: String, level: Logger.Level = .info, now: UInt64, _ message: @autoclosure () -> Logger.Message) {
