@@ -13,7 +13,8 @@ package final class EventRows: PostgresBinaryParameters {
     private static let textOID: UInt32 = 25
     private static let int8OID: UInt32 = 20
 
-    let ids: ByteBuffer
+    /// Replaced, not cleared, on reset while a result still reads it (`EventInsertResult`).
+    private(set) var ids: ByteBuffer
     let seqs: ByteBuffer
     let payloads: ByteBuffer
     let owners: ByteBuffer
@@ -44,6 +45,7 @@ package final class EventRows: PostgresBinaryParameters {
     /// Empties the batch, keeping its buffers' capacity.
     package func reset() {
         precondition(!inUse, "EventRows: reset while an insert is using it")
+        if !isKnownUniquelyReferenced(&ids) { ids = ByteBuffer(capacity: ids.allocatedCapacity) }
         for buffer in [ids, seqs, payloads, owners] {
             buffer.clear()
             _ = buffer.writeWithUnsafeMutableBytes(minimumCapacity: Self.headerSize) { space in
@@ -163,24 +165,45 @@ package final class EventRows: PostgresBinaryParameters {
 package struct EventInsertResult {
     /// Rows in the batch, duplicates included.
     package let batchCount: Int
-    /// The `RETURNING event_id` rows (nil for an empty batch).
-    package let result: PostgresResult?
+    /// The `RETURNING event_id` rows of an insert with ON CONFLICT (nil otherwise).
+    let returned: PostgresResult?
+    /// A plain insert succeeded: every id of the batch is new. Its ids, as sent.
+    let allOf: ByteBuffer?
+
+    init(batchCount: Int, returned: PostgresResult?, allOf: ByteBuffer? = nil) {
+        self.batchCount = batchCount
+        self.returned = returned
+        self.allOf = allOf
+    }
 
     /// Rows actually inserted (ids not stored before and first in the batch).
-    package var insertedCount: Int { result?.rowCount ?? 0 }
+    package var insertedCount: Int { allOf != nil ? batchCount : returned?.rowCount ?? 0 }
 
     /// Calls `body` with each newly stored id, in place (valid only during the call).
     package func forEachInsertedID(_ body: (UnsafeRawBufferPointer) -> Void) {
-        guard let result else { return }
-        for row in 0..<result.rowCount {
-            result.withValue(row, 0) { body($0 ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
+        if let allOf {
+            // The array's elements after its 20-byte header: a big-endian length, then the bytes.
+            allOf.withReadableBytes { array in
+                var at = 20
+                while at + 4 <= array.count {
+                    let length = Int(UInt32(bigEndian: array.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+                    body(UnsafeRawBufferPointer(rebasing: array[(at + 4)..<(at + 4 + length)]))
+                    at += 4 + length
+                }
+            }
+            return
+        }
+        guard let returned else { return }
+        for row in 0..<returned.rowCount {
+            returned.withValue(row, 0) { body($0 ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
         }
     }
 
     /// The newly stored ids as Strings (allocates; for tests and slow paths).
     package var insertedIDs: [String] {
-        guard let result else { return [] }
-        return (0..<result.rowCount).compactMap { result.string($0, 0) }
+        var ids: [String] = []
+        forEachInsertedID { ids.append(String(decoding: $0, as: UTF8.self)) }
+        return ids
     }
 }
 
@@ -193,7 +216,8 @@ package struct EventInsertResult {
 /// Claims keep ids already stored out of almost every batch, so a batch is first sent as a
 /// plain INSERT: ON CONFLICT makes PostgreSQL probe the primary key for every row before
 /// inserting it (speculative insertion), about 15 % of its CPU per row in `perf`. A plain
-/// insert that meets a stored id fails whole (23505) and inserts nothing, and the batch is
+/// insert needs no RETURNING either: if it succeeds, every id of the batch was new. One
+/// that meets a stored id fails whole (23505) and inserts nothing, and the batch is
 /// sent again with ON CONFLICT; the next `conflictAwareRun` batches go that way directly,
 /// since conflicts come in runs (a takeover, a wiped Redis, a dedup window that expired).
 package final class EventBatchInsert {
@@ -231,7 +255,7 @@ package final class EventBatchInsert {
             SELECT unnest($1::text[]), unnest($2::bigint[]), unnest($3::text[])::jsonb, unnest($4::text[])
             """
         statement = connection.prepare(insert + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
-        plainStatement = connection.prepare(insert + " RETURNING event_id")
+        plainStatement = connection.prepare(insert)
     }
 
     /// An empty batch from the pool.
@@ -251,7 +275,7 @@ package final class EventBatchInsert {
         if batch.count == 0 {
             connection.loop.executeSoon { [weak self] in
                 batch.inUse = false
-                completion(.success(EventInsertResult(batchCount: 0, result: nil)))
+                completion(.success(EventInsertResult(batchCount: 0, returned: nil)))
                 if batch.pooled && !batch.inUse { self?.recycle(batch) }
             }
             return
@@ -267,14 +291,17 @@ package final class EventBatchInsert {
                 }
                 return
             }
-            self?.finish(batch, outcome, completion)
+            self?.finish(batch, outcome, plain: plain, completion)
         }
     }
 
-    private func finish(_ batch: EventRows, _ outcome: Result<PostgresResult, PostgresError>,
+    private func finish(_ batch: EventRows, _ outcome: Result<PostgresResult, PostgresError>, plain: Bool = false,
                         _ completion: (Result<EventInsertResult, PostgresError>) -> Void) {
         batch.inUse = false
-        completion(outcome.map { EventInsertResult(batchCount: batch.count, result: $0) })
+        completion(outcome.map {
+            plain ? EventInsertResult(batchCount: batch.count, returned: nil, allOf: batch.ids)
+                  : EventInsertResult(batchCount: batch.count, returned: $0)
+        })
         if batch.pooled && !batch.inUse { recycle(batch) }
     }
 
