@@ -272,6 +272,11 @@ package final class DedupEngine {
         guard redisUp, !stopping else { return }
         while !pendingRounds.isEmpty { sendClaims(pendingRounds.removeLast()) }
         guard !incoming.isEmpty else { return }
+        // While a live round is out, what arrives waits for its answers (or for a full
+        // round) and goes with the next one: with several listeners each turn brings only
+        // a share of a frame, and rounds of a few hundred claims cost Redis and the
+        // listener more per claim than a round per answer does.
+        guard incoming.count >= settings.maxClaimBatch || !claimRounds.contains(where: { $0.kind == .live }) else { return }
         if incoming.count <= settings.maxClaimBatch {
             // The whole set moves on uncopied; `incoming` takes a spare one.
             var batch = sets.take()
@@ -374,6 +379,7 @@ package final class DedupEngine {
         if allOurs { swap(&mine, &round.events) } else { sets.give(&round.events) }
         if !mine.isEmpty { start(WorkBatch(events: mine, claim: round.claim)) } else { sets.give(&mine) }
         if claimRounds.isEmpty && watch.isEmpty { watch.forgetOwners() }
+        if round.kind == .live { submitClaims() }
     }
 
     func duplicate(_ events: EventSet, _ index: Int, by holder: [UInt8], now: UInt64) {
