@@ -1,7 +1,8 @@
 /// Every state an event goes through in a listener, and every transition, in one place.
 ///
 /// ```text
-///                 claim round sent
+///                 claim round sent (at the end of the loop turn, or once a round is
+///                 full; while a live round is out, when its answers are in)
 ///   received ───────────────────────▶ claiming
 ///      ▲                                 │
 ///      │ no answer (connection lost,     ├─ the key was free, or on a retry it holds
