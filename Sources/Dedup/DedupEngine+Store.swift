@@ -103,7 +103,11 @@ extension DedupEngine {
             inserter.insert(rows) { [weak self] result in
                 guard let self else { return }
                 self.joinedInsertsInFlight -= 1
-                if case .success(let inserted) = result { self.metrics.stored.add(inserted.insertedCount) }
+                switch result {
+                case .success(let inserted): self.metrics.stored.add(inserted.insertedCount)
+                case .failure(let error) where StoreFailure(error) == .transient: self.metrics.storeFailures.add()
+                case .failure: break
+                }
                 for batch in group where !batch.released {
                     batch.joinsOthers = false
                     if case .success = result {
