@@ -101,8 +101,9 @@ extension DedupEngine {
         let logEach = eventLog.logs(.info)
         defer { metrics.duplicate.add(finished) }
         deferred.sweep({ seq, member, view, since in
-            guard let state = states[member] else { return .takeOver }
-            switch state.proof(seq: seq, view: view) {
+            // Asked in place: a copy of the state per event would retain its strings and arrays.
+            guard let proof = states[member]?.proof(seq: seq, view: view) else { return .takeOver }
+            switch proof {
             case .finished: return .finished
             case .pending: return now &- since < patience ? .hold : .takeOver
             case .unknown: return .claim

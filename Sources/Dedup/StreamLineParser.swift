@@ -53,8 +53,10 @@ package enum StreamLineParser {
         var at = 0
         func literal(_ text: StaticString) -> Bool {
             let count = text.utf8CodeUnitCount
-            guard at + count <= line.count,
-                  memcmp(line.baseAddress! + at, text.utf8Start, count) == 0 else { return false }
+            guard at + count <= line.count else { return false }
+            // Byte by byte, inlined: these literals are a few bytes, shorter than a call to memcmp.
+            let expected = text.utf8Start
+            for k in 0..<count where line[at + k] != expected[k] { return false }
             at += count
             return true
         }
