@@ -222,10 +222,12 @@ public final class RedisClusterTestServer: @unchecked Sendable {
         return binary
     }
 
-    /// A free port whose cluster bus port (+10000) is free too.
+    /// A free port whose cluster bus port (+10000) is free too, both below Linux's
+    /// ephemeral range (32768 and up): an outgoing connection of any test could otherwise
+    /// take the bus port between this check and the node's bind, and the node never listens.
     private static func freeClusterPort() -> Int {
         while true {
-            let port = Int.random(in: 20_000..<50_000)
+            let port = Int.random(in: 20_000..<22_768)
             if canBind(port) && canBind(port + 10_000) { return port }
         }
     }
