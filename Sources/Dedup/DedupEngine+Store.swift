@@ -180,16 +180,7 @@ extension DedupEngine {
                 self.finishWork(batch)
             }
         }
-        // Locals for the loop, as in `sendClaims`.
-        let redis = self.redis
-        let done = values.done
-        let window = settings.dedupWindowMillis
-        var key = scratchKey
-        for i in 0..<batch.events.count {
-            batch.events.withID(i) { ClaimValues.eventKey($0, into: &key) }
-            redis.set(key, done, px: window, nx: false, get: false, sink: round, index: i)
-        }
-        scratchKey = key
+        setEach(batch.events, to: values.done, px: settings.dedupWindowMillis, nx: false, get: false, sink: round)
         publishProgress()
     }
 

@@ -305,17 +305,22 @@ package final class DedupEngine {
     func sendClaims(_ round: ClaimRound) {
         claimRounds.append(round)
         round.engine = self
-        // Held in locals for the loop: a property read through `self` per event costs a
-        // retain and a release of objects whose counts live in side tables (slow ones).
+        setEach(round.events, to: round.claim, px: settings.lockTTLMillis, nx: true, get: true, sink: round)
+    }
+
+    /// One pipelined `SET event:<id> <value> PX <px> [NX] [GET]` per event of `events`,
+    /// answered to `sink` by index. The client and the key buffer are held in locals for
+    /// the loop: a property read through `self` per event costs a retain and a release of
+    /// objects whose counts live in side tables (slow ones).
+    func setEach(_ events: EventSet, to value: [UInt8], px: Int, nx: Bool, get: Bool, sink: any RedisReplySink) {
         let redis = self.redis
-        let claim = round.claim
-        let ttl = settings.lockTTLMillis
-        var key = scratchKey
-        for i in 0..<round.events.count {
-            round.events.withID(i) { ClaimValues.eventKey($0, into: &key) }
-            redis.set(key, claim, px: ttl, nx: true, get: true, sink: round, index: i)
+        var key: [UInt8] = []
+        swap(&key, &scratchKey)
+        defer { swap(&key, &scratchKey) }
+        for i in 0..<events.count {
+            events.withID(i) { ClaimValues.eventKey($0, into: &key) }
+            redis.set(key, value, px: px, nx: nx, get: get, sink: sink, index: i)
         }
-        scratchKey = key
     }
 
     /// One claim answered (called by its round): the verdict is taken while the holder's

@@ -28,14 +28,6 @@ package enum StreamLineParser {
         }
     }
 
-    /// Parses every line of `frame` into `events`.
-    static func parse(_ frame: UnsafeRawBufferPointer, into events: inout EventSet, scratch: inout [UInt8],
-                      notice: (StreamNotice) -> Void) {
-        forEachLine(frame) { line, number in
-            if let what = parseLine(line, number: number, into: &events, scratch: &scratch) { notice(what) }
-        }
-    }
-
     /// The first members of a line as the producer writes it.
     struct LineHead {
         var seq: UInt64

@@ -16,7 +16,11 @@ final class StreamLineHeadTests: XCTestCase {
         var events = EventSet()
         var scratch: [UInt8] = []
         var notices: [StreamNotice] = []
-        Array(line.utf8).withUnsafeBytes { StreamLineParser.parse($0, into: &events, scratch: &scratch) { notices.append($0) } }
+        Array(line.utf8).withUnsafeBytes { frame in
+            StreamLineParser.forEachLine(frame) { line, number in
+                if let notice = StreamLineParser.parseLine(line, number: number, into: &events, scratch: &scratch) { notices.append(notice) }
+            }
+        }
         return (events, notices)
     }
 
