@@ -143,12 +143,22 @@ public final class RedisClusterTestServer: @unchecked Sendable {
             "--cluster", "add-node", "127.0.0.1:\(port)", "127.0.0.1:\(ports[master])",
             "--cluster-slave", "--cluster-master-id", try nodeID(master)])
         guard status == 0 else { throw TestServerError.failed("redis-cli --cluster add-node failed: \(out)") }
+        // Synced with its master, and known to every other node: only the master met it, and
+        // if the master dies before gossiping it to the others, they never accept it as the
+        // master of those slots after a failover (seen as a flaky failover test).
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if (try? cli(index, "INFO", "replication"))?.contains("master_link_status:up") == true { return index }
+            if (try? cli(index, "INFO", "replication"))?.contains("master_link_status:up") == true,
+               (0..<index).allSatisfy({ knows($0, port: port) }) { return index }
             usleep(50_000)
         }
-        throw TestServerError.failed("replica on \(port) never synced with node \(master)")
+        throw TestServerError.failed("replica on \(port) never synced with node \(master), or not every node knows it")
+    }
+
+    /// Whether node `index` lists the node on `port` as a member past its handshake.
+    private func knows(_ index: Int, port: Int) -> Bool {
+        guard let nodes = try? cli(index, "CLUSTER", "NODES") else { return false }
+        return nodes.split(separator: "\n").contains { $0.contains("127.0.0.1:\(port)@") && !$0.contains("handshake") }
     }
 
     /// Promotes replica `index` at once (`CLUSTER FAILOVER TAKEOVER`: what the cluster does
