@@ -45,6 +45,8 @@ struct PassResult {
     var postgresCPU = 0.0
     /// Commands Redis ran over the pass (`INFO stats`), from every client.
     var redisCommands = 0
+    /// Event INSERT statements the listeners sent over the pass.
+    var insertStatements = 0
     var floodCPU = 0.0
     var benchmarkCPU = 0.0
     var wallSeconds = 0.0
@@ -84,6 +86,7 @@ struct PassResult {
         func sum(_ name: String) -> Int { metrics.reduce(0) { $0 + Int($1[name] ?? 0) } }
         processedSum = sum("dedup_events_processed_total")
         storedSum = sum("dedup_events_stored_total")
+        insertStatements = sum("dedup_insert_statements_total")
         duplicateSum = sum("dedup_events_duplicate_total")
         recoveredSum = sum("dedup_events_recovered_total")
         receivedPerListener = metrics.map { Int($0["dedup_events_received_total"] ?? 0) }

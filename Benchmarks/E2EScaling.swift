@@ -65,12 +65,13 @@ extension E2ERun {
     /// The table printed after the run's other figures: one row per count, then each bar.
     private func scalingTable(_ rows: [PassResult]) -> [String] {
         func f1(_ value: Double) -> String { String(format: "%.1f", value) }
-        var cells = [["listeners", "distinct/s", "vs \(rows[0].listeners)", "Redis cmds/event", "producer µs",
+        var cells = [["listeners", "distinct/s", "vs \(rows[0].listeners)", "Redis cmds/event", "rows/INSERT", "producer µs",
                       "listeners µs (each)", "redis µs", "postgres µs", "listener peak RSS MiB", "exactly once"]]
         for r in rows {
             let each = r.listenerCPU.map { f1(r.microsPerDistinct($0)) }.joined(separator: " ")
             cells.append(["\(r.listeners)", fmtRate(r.distinctPerSecond), String(format: "%.2f", share(r, of: rows)),
-                          String(format: "%.2f", r.redisCommandsPerDistinct), f1(r.microsPerDistinct(r.producerCPU)),
+                          String(format: "%.2f", r.redisCommandsPerDistinct),
+                          String(format: "%.0f", Double(r.storedSum) / Double(max(r.insertStatements, 1))), f1(r.microsPerDistinct(r.producerCPU)),
                           "\(f1(r.microsPerDistinct(r.listenerCPU.reduce(0, +)))) (\(each))", f1(r.microsPerDistinct(r.redisCPU)),
                           f1(r.microsPerDistinct(r.postgresCPU)), f1(Double(r.listenerPeakRSS.max() ?? 0) / 1_048_576),
                           r.exactlyOnce ? "ok" : "FAILED"])
@@ -83,6 +84,7 @@ extension E2ERun {
             + lines
             + ["  µs: CPU (utime+stime) over the pass per distinct event stored, per process kind; postgres: all its processes",
                "  Redis cmds/event: INFO stats total_commands_processed over the pass (every client) ÷ distinct events",
+               "  rows/INSERT: rows the listeners stored ÷ the INSERT statements they sent (dedup_insert_statements_total)",
                "bars:"]
             + scalingBars(rows).map { "  " + (options.quick ? "–" : $0.met ? "✓" : "✗") + " " + $0.text
                                           + (options.quick ? " (quick run: not judged)" : "") }
@@ -98,6 +100,7 @@ extension E2ERun {
                         (p + "vs_\(rows[0].listeners)_listeners_ratio", share(r, of: rows)),
                         (p + "redis_commands", Double(r.redisCommands)),
                         (p + "redis_commands_per_distinct_event", r.redisCommandsPerDistinct),
+                        (p + "rows_per_insert_statement", Double(r.storedSum) / Double(max(r.insertStatements, 1))),
                         (p + "producer_cpu_us_per_distinct_event", r.microsPerDistinct(r.producerCPU)),
                         (p + "listeners_cpu_us_per_distinct_event", r.microsPerDistinct(r.listenerCPU.reduce(0, +)))]
             for (i, cpu) in r.listenerCPU.enumerated() {

@@ -34,6 +34,7 @@ extension DedupEngine {
         }
         let rows = inserter.makeBatch()
         appendRows(of: batch, part, to: rows)
+        metrics.insertStatements.add()
         inserter.insert(rows) { [weak self] result in
             guard let self, !batch.released else { return }
             switch result {
@@ -100,6 +101,7 @@ extension DedupEngine {
             }
             guard let rows else { return }
             joinedInsertsInFlight += 1
+            metrics.insertStatements.add()
             inserter.insert(rows) { [weak self] result in
                 guard let self else { return }
                 self.joinedInsertsInFlight -= 1

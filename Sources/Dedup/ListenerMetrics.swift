@@ -15,6 +15,7 @@ package final class ListenerMetrics: Sendable {
     package let gaps: Counter
     package let gapEvents: Counter
     package let storeFailures: Counter
+    package let insertStatements: Counter
     package let claimFailures: Counter
     package let inFlight: Gauge
     package let inFlightBytes: Gauge
@@ -39,6 +40,7 @@ package final class ListenerMetrics: Sendable {
         gaps = registry.counter("dedup_stream_gaps_total", help: "Gaps the producer reported on resume.")
         gapEvents = registry.counter("dedup_stream_gap_events_total", help: "Events the producer no longer had when this instance resumed.")
         storeFailures = registry.counter("dedup_store_failures_total", help: "Batch inserts that failed and were retried.")
+        insertStatements = registry.counter("dedup_insert_statements_total", help: "INSERT statements sent for events (rows stored per statement: dedup_events_stored_total over this).")
         claimFailures = registry.counter("dedup_claim_failures_total", help: "Claim round trips that failed and were retried.")
         inFlight = registry.gauge("dedup_events_in_flight", help: "Events received and not yet finished.")
         inFlightBytes = registry.gauge("dedup_events_in_flight_bytes", help: "Event bytes received and not yet finished (bounded by MAX_IN_FLIGHT_BYTES).")
