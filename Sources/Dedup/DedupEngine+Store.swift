@@ -101,14 +101,18 @@ extension DedupEngine {
             }
             guard let rows else { return }
             joinedInsertsInFlight += 1
+            let events = count
             metrics.insertStatements.add()
             inserter.insert(rows) { [weak self] result in
                 guard let self else { return }
                 self.joinedInsertsInFlight -= 1
                 switch result {
                 case .success(let inserted): self.metrics.stored.add(inserted.insertedCount)
-                case .failure(let error) where StoreFailure(error) == .transient: self.metrics.storeFailures.add()
-                case .failure: break
+                case .failure(let error):
+                    if StoreFailure(error) == .transient { self.metrics.storeFailures.add() }
+                    guard group.count > 1 else { break }
+                    self.eventLog.event("joined-insert-failed", level: .warning, now: self.loop.nowNanos,
+                                        "an insert of \(group.count) batches together (\(events) events) failed (\(error)); each batch is stored alone")
                 }
                 for batch in group where !batch.released {
                     batch.joinsOthers = false

@@ -37,6 +37,48 @@ final class PoisonEventTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 5)
     }
 
+    /// Batches that wait behind two inserts go to PostgreSQL in one statement; a poison
+    /// event in one of them fails that statement for all. Each batch is then stored alone:
+    /// the poison event is dead-lettered, every other event is stored once.
+    func testAPoisonEventInAnInsertOfSeveralBatchesWedgesNothing() throws {
+        let system = try SystemHarness()
+        var frames: [[(UInt64, String)]] = [[goodLine(1, "pj-")]]
+        for frame in 0..<6 {
+            let seqs = UInt64(2 + frame * 40)...UInt64(41 + frame * 40)
+            frames.append(seqs.map { seq in
+                seq == 140 ? (seq, "{\"seq\":140,\"event_id\":\"poison\\u0000140\",\"payload\":{\"n\":140}}") : goodLine(seq, "pj-")
+            })
+        }
+        let fake = try PacedFakeProducer(port: system.wsPort, frames: frames)
+        defer { fake.shutdown() }
+        let listener = try system.startListener("pj")
+        fake.releaseNext()
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "pj-")) == 1 }, listener.logTail())
+
+        // Inserts wait on the lock: the first two frames' batches are sent, the other four
+        // wait for them and then go together.
+        let lock = try PostgresTableLock(system.postgres, table: "events")
+        for frame in 1...6 {
+            fake.releaseNext()
+            XCTAssertTrue(waitUntil(10) { system.metric("pj", "dedup_events_claimed_total") == 1 + 40 * frame },
+                          "frame \(frame): claimed \(String(describing: system.metric("pj", "dedup_events_claimed_total")))")
+        }
+        XCTAssertTrue(waitUntil(5) { system.metric("pj", "dedup_insert_statements_total") == 3 })
+        usleep(200_000)
+        XCTAssertEqual(system.metric("pj", "dedup_insert_statements_total"), 3, "batches 3-6 wait while two inserts are out")
+        lock.release()
+
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "pj-")) == 240 },
+                      "rows: \(String(describing: try? system.rowCount(prefix: "pj-"))): \(listener.logTail())")
+        XCTAssertTrue(waitUntil(10) { system.metric("pj", "dedup_events_dead_lettered_total") == 1 })
+        XCTAssertEqual(try system.postgres.psql("SELECT encode(event_id, 'escape') FROM dead_letters"), "poison\\000140")
+        XCTAssertTrue(listener.logText.contains("an insert of 4 batches together (160 events) failed"), listener.logTail(20))
+        XCTAssertTrue(waitUntil(10) { system.metric("pj", "dedup_stream_watermark_seq") == 241 })
+        XCTAssertEqual(system.metric("pj", "dedup_events_processed_total"), 241)
+        XCTAssertEqual(system.metric("pj", "dedup_events_stored_total"), 240)
+        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id LIKE 'pj-%'"), "240")
+    }
+
     /// Each kind of value PostgreSQL cannot hold, alone among good events.
     func testEachKindOfUnstorableEventIsDeadLetteredAlone() throws {
         let system = try SystemHarness()
