@@ -41,6 +41,8 @@ struct E2EOptions {
     var binDir: String?
     /// Published events/s of the latency pass; nil: half of what the throughput pass sustained.
     var latencyRate: Int?
+    /// Read-only subscribers beside one listener in an extra scaling pass (0: none).
+    var bystanders = 0
 
     var effectiveEvents: Int { quick && !eventsGiven ? 20_000 : events }
 

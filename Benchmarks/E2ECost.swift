@@ -8,6 +8,7 @@ struct CostSnapshot {
     let redisCommands: Int
     let producer: Double
     let listeners: [Double]
+    let bystanders: [Double]
     let redis: Double
     let postgres: [pid_t: Double]
     /// Reaped children: the flood, once it has ended.
@@ -19,6 +20,7 @@ struct CostSnapshot {
         redisCommands = try setup.redis.commandsProcessed()
         self.producer = ProcStats.cpuSeconds(producer.pid)
         self.listeners = listeners.map { ProcStats.cpuSeconds($0.pid) }
+        bystanders = setup.system.bystanders.map { ProcStats.cpuSeconds($0.pid) }
         redis = ProcStats.cpuSeconds(setup.redis.pid)
         postgres = ProcStats.treeCPU(root: setup.postgres.pid)
         children = ProcStats.childrenCPU()
@@ -28,6 +30,7 @@ struct CostSnapshot {
     func charge(producer: ServiceProcess, listeners: [ServiceProcess], setup: E2ESetup, to result: inout PassResult) throws {
         result.producerCPU = ProcStats.cpuSeconds(producer.pid) - self.producer
         result.listenerCPU = zip(listeners, self.listeners).map { ProcStats.cpuSeconds($0.pid) - $1 }
+        result.bystanderCPU = zip(setup.system.bystanders, bystanders).map { ProcStats.cpuSeconds($0.pid) - $1 }
         result.redisCPU = ProcStats.cpuSeconds(setup.redis.pid) - redis
         result.postgresCPU = ProcStats.treeDelta(postgres, ProcStats.treeCPU(root: setup.postgres.pid))
         result.benchmarkCPU = ProcStats.totalCPU() - me

@@ -41,6 +41,9 @@ struct PassResult {
     var listenerPeakRSS: [Int] = []
     var producerCPU = 0.0
     var listenerCPU: [Double] = []
+    /// Read-only subscribers beside the listeners (`Benchmarks bystander`), and their CPU.
+    var bystanders = 0
+    var bystanderCPU: [Double] = []
     var redisCPU = 0.0
     var postgresCPU = 0.0
     /// Commands Redis ran over the pass (`INFO stats`), from every client.
@@ -53,7 +56,7 @@ struct PassResult {
     var listenerAllocations: [(allocations: UInt64, bytes: UInt64)]?
 
     var distinctPerSecond: Double { seconds > 0 ? Double(rows) / seconds : 0 }
-    var totalCPU: Double { producerCPU + listenerCPU.reduce(0, +) + redisCPU + postgresCPU + floodCPU + benchmarkCPU }
+    var totalCPU: Double { producerCPU + listenerCPU.reduce(0, +) + bystanderCPU.reduce(0, +) + redisCPU + postgresCPU + floodCPU + benchmarkCPU }
     /// Share of the machine's cores the measured processes used over the pass.
     var utilization: Double { totalCPU / max(wallSeconds, 1e-9) / Double(ProcessInfo.processInfo.activeProcessorCount) }
     var publishedPerSecond: Double { seconds > 0 ? Double(events) / seconds : 0 }
@@ -110,6 +113,7 @@ struct PassPlan {
     var counter: ListenerAllocationCounter?
     /// Listener processes, when not the run's own count (a scaling pass).
     var listeners: Int?
+    var bystanders = 0
     /// The listeners' database URL when not the server's own (another synchronous_commit).
     var databaseURL: String?
     var measureLatency = false
@@ -124,7 +128,7 @@ extension E2ERun {
         try freshSlate(setup)
         let listenerCount = plan.listeners ?? options.listeners
         let countsFiles = plan.counter == nil ? [] : (0..<listenerCount).map { dir + "/\(plan.name)-alloc-\($0).bin" }
-        try setup.system.start(pass: plan.name, listenerCount: listenerCount, databaseURL: plan.databaseURL,
+        try setup.system.start(pass: plan.name, listenerCount: listenerCount, bystanderCount: plan.bystanders, databaseURL: plan.databaseURL,
                                listenerEnvironments: plan.counter?.environments(countsFiles: countsFiles) ?? [])
         defer { setup.system.stop() }
         guard let producer = setup.system.producer else { throw TestServerError.failed("no producer") }
@@ -133,6 +137,7 @@ extension E2ERun {
         var result = PassResult()
         result.events = plan.events
         result.listeners = listenerCount
+        result.bystanders = plan.bystanders
         result.rate = plan.rate
         let allocationsBefore = try ListenerAllocationCounter.readAll(countsFiles)
         let costBefore = try CostSnapshot(producer: producer, listeners: listeners, setup: setup)

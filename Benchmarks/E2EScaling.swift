@@ -29,8 +29,16 @@ extension E2ERun {
             outcome.scaling.append(result)
         }
         guard let throughput else { throw TestServerError.failed("the run's own listener count is not among the scaling counts") }
-        outcome.suites.append(scalingSuite(outcome.scaling))
-        outcome.scalingTable = scalingTable(outcome.scaling)
+        var bystanderRow: PassResult?
+        if options.bystanders > 0 {
+            print("-- scaling: \(events) events as fast as the system takes them, 1 listener and \(options.bystanders) bystanders --")
+            let result = try pass(PassPlan(name: "bystanders-\(options.bystanders)", events: events, counter: counter, listeners: 1,
+                                           bystanders: options.bystanders), on: setup)
+            outcome.failUnlessExactlyOnce(result, phase: "scaling, 1 listener and \(options.bystanders) bystanders")
+            bystanderRow = result
+        }
+        outcome.suites.append(scalingSuite(outcome.scaling, bystanderRow: bystanderRow))
+        outcome.scalingTable = scalingTable(outcome.scaling, bystanderRow: bystanderRow)
         return throughput
     }
 
@@ -63,16 +71,16 @@ extension E2ERun {
     }
 
     /// The table printed after the run's other figures: one row per count, then each bar.
-    private func scalingTable(_ rows: [PassResult]) -> [String] {
+    private func scalingTable(_ rows: [PassResult], bystanderRow: PassResult?) -> [String] {
         func f1(_ value: Double) -> String { String(format: "%.1f", value) }
         var cells = [["listeners", "distinct/s", "vs \(rows[0].listeners)", "Redis cmds/event", "rows/INSERT", "producer µs",
                       "listeners µs (each)", "redis µs", "postgres µs", "listener peak RSS MiB", "exactly once"]]
-        for r in rows {
-            let each = r.listenerCPU.map { f1(r.microsPerDistinct($0)) }.joined(separator: " ")
-            cells.append(["\(r.listeners)", fmtRate(r.distinctPerSecond), String(format: "%.2f", share(r, of: rows)),
+        for r in rows + [bystanderRow].compactMap({ $0 }) {
+            let each = (r.listenerCPU + r.bystanderCPU).map { f1(r.microsPerDistinct($0)) }.joined(separator: " ")
+            cells.append([r.bystanders > 0 ? "1 + \(r.bystanders) bystanders" : "\(r.listeners)", fmtRate(r.distinctPerSecond), String(format: "%.2f", share(r, of: rows)),
                           String(format: "%.2f", r.redisCommandsPerDistinct),
                           String(format: "%.0f", Double(r.storedSum) / Double(max(r.insertStatements, 1))), f1(r.microsPerDistinct(r.producerCPU)),
-                          "\(f1(r.microsPerDistinct(r.listenerCPU.reduce(0, +)))) (\(each))", f1(r.microsPerDistinct(r.redisCPU)),
+                          "\(f1(r.microsPerDistinct(r.listenerCPU.reduce(0, +) + r.bystanderCPU.reduce(0, +)))) (\(each))", f1(r.microsPerDistinct(r.redisCPU)),
                           f1(r.microsPerDistinct(r.postgresCPU)), f1(Double(r.listenerPeakRSS.max() ?? 0) / 1_048_576),
                           r.exactlyOnce ? "ok" : "FAILED"])
         }
@@ -85,15 +93,17 @@ extension E2ERun {
             + ["  µs: CPU (utime+stime) over the pass per distinct event stored, per process kind; postgres: all its processes",
                "  Redis cmds/event: INFO stats total_commands_processed over the pass (every client) ÷ distinct events",
                "  rows/INSERT: rows the listeners stored ÷ the INSERT statements they sent (dedup_insert_statements_total)",
-               "bars:"]
+               bystanderRow.map { "  1 + \($0.bystanders) bystanders: one listener, and \($0.bystanders) subscribers that only read every frame "
+                                  + "(their CPU in the listeners column): what every added subscriber costs though it claims nothing" },
+               "bars:"].compactMap { $0 }
             + scalingBars(rows).map { "  " + (options.quick ? "–" : $0.met ? "✓" : "✗") + " " + $0.text
                                           + (options.quick ? " (quick run: not judged)" : "") }
     }
 
-    private func scalingSuite(_ rows: [PassResult]) -> SuiteResult {
+    private func scalingSuite(_ rows: [PassResult], bystanderRow: PassResult?) -> SuiteResult {
         var figures: [(String, Double)] = [("events_per_count", Double(events))]
-        for r in rows {
-            let p = "listeners_\(r.listeners)_"
+        for r in rows + [bystanderRow].compactMap({ $0 }) {
+            let p = r.bystanders > 0 ? "listeners_1_bystanders_\(r.bystanders)_" : "listeners_\(r.listeners)_"
             figures += [(p + "distinct", Double(r.distinct)), (p + "rows", Double(r.rows)),
                         (p + "exactly_once_ok", r.exactlyOnce ? 1 : 0),
                         (p + "distinct_stored_per_sec", r.distinctPerSecond),
@@ -122,6 +132,7 @@ extension E2ERun {
             "cpu_us_per_distinct_event: utime+stime from /proc/PID/stat over the pass, microseconds per distinct event stored; "
                 + "postgres: the postmaster and every live child",
             "listener_peak_rss_bytes_max: VmHWM from /proc/PID/status of each listener after the pass, the largest",
-        ] + rows.map { "\(listenersText($0.listeners)): " + $0.checkDescription })
+        ] + rows.map { "\(listenersText($0.listeners)): " + $0.checkDescription }
+          + [bystanderRow].compactMap { $0.map { "1 listener and \($0.bystanders) bystanders: " + $0.checkDescription } })
     }
 }

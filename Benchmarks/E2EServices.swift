@@ -13,12 +13,17 @@ extension ServiceProcess {
 }
 
 final class E2ESystem {
+    /// This benchmark's own binary, which is also the bystander.
+    static let ownExecutable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+
     let binaries: ServiceBinaries
     let dir: String
     let redisURL: String
     let databaseURL: String
     private(set) var producer: ServiceProcess?
     private(set) var listeners: [ServiceProcess] = []
+    /// Subscribers that only read the stream (`Benchmarks bystander`).
+    private(set) var bystanders: [ServiceProcess] = []
     private(set) var httpPort = 0
     private(set) var wsPort = 0
 
@@ -32,7 +37,8 @@ final class E2ESystem {
     /// Starts the producer and `count` listeners and waits until every listener is healthy
     /// (its producer, Redis and PostgreSQL links all up). `listenerEnvironments[i]` adds to
     /// (or overrides) listener i's settings.
-    func start(pass: String, listenerCount: Int, databaseURL: String?, listenerEnvironments: [[String: String]]) throws {
+    func start(pass: String, listenerCount: Int, bystanderCount: Int = 0, databaseURL: String?,
+               listenerEnvironments: [[String: String]]) throws {
         httpPort = TestServers.freePort()
         wsPort = TestServers.freePort()
         let producer = try ServiceProcess(
@@ -54,12 +60,23 @@ final class E2ESystem {
         for listener in listeners {
             try waitFor(30, what: "\(listener.name) to be healthy", service: listener) { listener.healthy() }
         }
+        bystanders = try (0..<bystanderCount).map { i in
+            try ServiceProcess(name: "bystander \(i)", binary: Self.ownExecutable, arguments: ["bystander", "ws://127.0.0.1:\(wsPort)/"],
+                               log: dir + "/\(pass)-bystander-\(i).log", environment: [:])
+        }
+        if bystanderCount > 0 {
+            try waitFor(20, what: "\(bystanderCount) bystanders to subscribe", service: producer) {
+                Int(producer.metrics()?["dedup_producer_connected_clients"] ?? 0) >= listenerCount + bystanderCount
+            }
+        }
     }
 
     /// Stops the listeners (SIGTERM: they finish or release in-flight work) and the producer.
     /// Returns the listeners' exit statuses.
     @discardableResult
     func stop() -> [Int32] {
+        for bystander in bystanders { bystander.kill() }
+        bystanders = []
         let statuses = listeners.map { $0.terminate() }
         producer?.terminate()
         producer = nil

@@ -1,7 +1,7 @@
 import Foundation
 
 /// `swift run -c release Benchmarks [micro|e2e] [--quick] [--only SUITE] [--events N]
-/// [--listeners N[,N...]] [--duplicates F] [--bin-dir DIR] [--output DIR]`
+/// [--listeners N[,N...]] [--bystanders N] [--duplicates F] [--bin-dir DIR] [--output DIR]`
 /// With no mode: the micro suites, then the end-to-end run. Prints a live rate while each
 /// phase runs, then a table, and writes `.build/benchmarks/latest.json` (plus a timestamped
 /// copy) with every figure, the machine and the commit.
@@ -26,6 +26,9 @@ struct Options {
                              CPU and peak RSS per count); the other phases run once,
                              with 2 listeners if 2 is listed, else the smallest count
           --duplicates F     e2e: fraction of duplicate ids, 0 to <1 (default 0.1)
+          --bystanders N     e2e, with --listeners 1,...: one more pass, 1 listener and N
+                             subscribers that only read the stream beside it (what adding
+                             subscribers costs when they claim nothing)
           --latency-rate R   e2e: published events/s of the latency pass
                              (default: half the rate the throughput pass sustained)
           --bin-dir DIR      e2e: use DIR/producer and DIR/listener as they are
@@ -65,6 +68,9 @@ struct Options {
             case "--latency-rate":
                 guard let n = Int(value(arg)), n >= 1 else { fail("--latency-rate must be a positive number of events/s") }
                 options.e2e.latencyRate = n
+            case "--bystanders":
+                guard let n = Int(value(arg)), (1...25).contains(n) else { fail("--bystanders must be 1...25") }
+                options.e2e.bystanders = n
             case "--bin-dir": options.e2e.binDir = value(arg)
             case "--output": options.output = value(arg)
             case "--help", "-h":
@@ -75,6 +81,9 @@ struct Options {
             i += 1
         }
         options.e2e.quick = options.quick
+        if options.e2e.bystanders > 0 && options.e2e.listenerCounts.first != 1 {
+            fail("--bystanders compares with the 1-listener pass: list 1 in --listeners")
+        }
         if let only = options.only, !suites.contains(only) { fail("unknown suite '\(only)'; suites: \(suites.joined(separator: ", "))") }
         return options
     }
@@ -90,6 +99,8 @@ struct MicroSuite {
     let name: String
     let run: (_ quick: Bool) throws -> SuiteResult
 }
+
+if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "bystander" { Bystander.run(url: CommandLine.arguments[2]) }
 
 let microSuites: [MicroSuite] = registeredMicroSuites()
 
