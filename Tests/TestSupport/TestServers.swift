@@ -38,7 +38,11 @@ public enum TestServers {
 
     /// Runs a command to completion and returns (status, combined output).
     @discardableResult
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (Int32, String) {
+    /// Runs a tool to its end and returns its exit status and output (stdout and stderr).
+    /// One that runs past `timeout` seconds is killed and reported as a failure, so a hung
+    /// tool fails its test instead of stalling the whole suite.
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                           timeout: Double = 120) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -47,9 +51,21 @@ public enum TestServers {
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
+        let pid = process.processIdentifier
+        let timedOut = Mutex(false)
+        let watchdog = DispatchWorkItem {
+            timedOut.withLock { $0 = true }
+            kill(pid, SIGKILL)
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        watchdog.cancel()
+        let output = String(decoding: data, as: UTF8.self)
+        if timedOut.withLock({ $0 }) {
+            throw TestServerError.failed("\(executable) \(arguments.joined(separator: " ")) did not finish within \(Int(timeout)) s and was killed; its output: \(output)")
+        }
+        return (process.terminationStatus, output)
     }
 
     public static func makeTempDir(_ prefix: String) -> String {
