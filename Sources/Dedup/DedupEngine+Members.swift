@@ -140,7 +140,12 @@ extension DedupEngine {
         let generation = events.generations[index]
         let before = target.count
         target.generation = generation
-        if let notice = events.withPayload(index, { StreamLineParser.parseLine($0, number: 0, into: &target, scratch: &scratchID) }) {
+        events.withID(index) { id in
+            events.withPayload(index) { rest in
+                StreamLineParser.restoreLine(seq: seq, acceptedAt: events.acceptedAt[index], id: id, rest: rest, into: &scratchLine)
+            }
+        }
+        if let notice = scratchLine.withUnsafeBytes({ StreamLineParser.parseLine($0, number: 0, into: &target, scratch: &scratchID) }) {
             noted(notice)
         }
         if target.count > before && target.seqs[before] != seq {

@@ -82,6 +82,8 @@ package final class DedupEngine {
     /// the mark that says "all finished" once none is.
     var closedScopes: [[UInt8]] = []
     var scratchID: [UInt8] = []
+    /// A held line put back together to be parsed (see `takeBack`).
+    var scratchLine: [UInt8] = []
     var scratchKey: [UInt8] = []
     var pollInFlight = false
     var publishedProgress: UInt64 = 0
@@ -163,7 +165,7 @@ package final class DedupEngine {
     /// A text frame from the producer: one or more NDJSON lines. Each new event is
     /// classified as it arrives: ours (parsed in full, to claim), or another member's by
     /// rendezvous hashing (held; when the line has the producer's layout only its head is
-    /// read and the line is kept as it is, parsed only if we must claim it after all).
+    /// read and the line is kept from the id on, parsed only if we must claim it after all).
     package func receive(frame: UnsafeRawBufferPointer) {
         var received = 0
         var firstSeq: UInt64?
@@ -186,7 +188,8 @@ package final class DedupEngine {
                 if preferred != me {
                     guard tracker.received(head.seq) else { return }
                     let member = slot(preferred)
-                    deferred.addLine(seq: head.seq, id: id, line: line, generation: tracker.generation,
+                    deferred.addLine(seq: head.seq, id: id, rest: UnsafeRawBufferPointer(rebasing: line[head.id.upperBound...]),
+                                     generation: tracker.generation,
                                      acceptedAt: head.acceptedAt, member: member, view: view.hash, now: now)
                     received += 1
                     if firstSeq == nil { firstSeq = head.seq }

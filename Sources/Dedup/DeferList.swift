@@ -43,10 +43,10 @@ struct DeferList {
     }
 
     /// Holds an event known by its line's head (see `EventSet.appendLine`).
-    mutating func addLine(seq: UInt64, id: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer, generation: UInt32,
+    mutating func addLine(seq: UInt64, id: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer, generation: UInt32,
                           acceptedAt: Int64, member: Int, view: UInt64, now: UInt64) {
         add(member: member, view: view, now: now) {
-            $0.appendLine(seq: seq, id: id, line: line, generation: generation, acceptedAt: acceptedAt)
+            $0.appendLine(seq: seq, id: id, rest: rest, generation: generation, acceptedAt: acceptedAt)
         }
     }
 

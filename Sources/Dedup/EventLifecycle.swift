@@ -13,7 +13,8 @@
 ///
 ///   received ──rendezvous hashing over our view of the live members, as the event
 ///             arrives, prefers another member──▶ deferred (when its line has the
-///             producer's layout, only the line's head is read; the line is held as it is;
+///             producer's layout, only the line's head is read; the line is held from
+///             its id on, restored whole from the head's fields if it is ever parsed;
 ///             a retried claim is never deferred: a claim of ours may already hold it)
 ///   deferred ──that member's state shows it finished, classified under the same view──▶
 ///             duplicate

@@ -64,11 +64,13 @@ struct EventSet {
         bytes.append(contentsOf: payload)
     }
 
-    /// Appends an event known only by its line's head: `line` is kept whole, in place of
-    /// the payload, and parsed in full only if the event is ever claimed here.
-    mutating func appendLine(seq: UInt64, id: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer, generation: UInt32,
+    /// Appends an event known only by its line's head: the line after the id (`rest`) is
+    /// kept in place of the payload (the head's fields give back the rest, see
+    /// `StreamLineParser.restoreLine`), and parsed in full only if the event is ever
+    /// claimed here.
+    mutating func appendLine(seq: UInt64, id: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer, generation: UInt32,
                              acceptedAt: Int64) {
-        append(seq: seq, id: id, payload: line, generation: generation, acceptedAt: acceptedAt)
+        append(seq: seq, id: id, payload: rest, generation: generation, acceptedAt: acceptedAt)
         fields[fields.count - 1].payloadIsNull = false
         fields[fields.count - 1].isLine = true
     }

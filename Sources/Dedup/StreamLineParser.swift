@@ -38,9 +38,10 @@ package enum StreamLineParser {
 
     /// Reads `{"seq":N,["ts":N,]"event_id":"...","payload":` at the start of `line`, the
     /// producer's own layout, without walking the payload: enough to tell whose event it
-    /// is. Nil for anything else (escapes in the id, other members first, a gap notice),
-    /// which `parseLine` reads in full. The line as a whole is checked only by whoever
-    /// parses it in full later.
+    /// is. Nil for anything else (escapes in the id, other members first, a gap notice,
+    /// numbers with leading zeros or past Int64, a ts of 0), which `parseLine` reads in
+    /// full. So the head is exactly what `restoreLine` writes back from its fields. The
+    /// line as a whole is checked only by whoever parses it in full later.
     static func head(of line: UnsafeRawBufferPointer) -> LineHead? {
         var at = 0
         func literal(_ text: StaticString) -> Bool {
@@ -61,14 +62,16 @@ package enum StreamLineParser {
                 value = value &* 10 &+ UInt64(digit)
                 at += 1
             }
-            // 19 digits never overflow; longer numbers are left to the full parse.
-            return at > start && at - start <= 19 ? value : nil
+            // 18 digits never pass Int64; longer numbers, and leading zeros, are left to
+            // the full parse.
+            guard at > start, at - start <= 18, line[start] != 0x30 || at - start == 1 else { return nil }
+            return value
         }
         guard literal("{\"seq\":"), let seq = digits(), seq > 0, literal(",") else { return nil }
         var acceptedAt: Int64 = 0
         if literal("\"ts\":") {
-            guard let ts = digits(), literal(",") else { return nil }
-            acceptedAt = Int64(clamping: ts)
+            guard let ts = digits(), ts > 0, literal(",") else { return nil }
+            acceptedAt = Int64(ts)
         }
         guard literal("\"event_id\":"), at < line.count, line[at] == UInt8(ascii: "\"") else { return nil }
         let idStart = at + 1
@@ -77,6 +80,32 @@ package enum StreamLineParser {
         let id = idStart..<(end - 1)
         guard !id.isEmpty, id.count <= 255, literal(",\"payload\":") else { return nil }
         return LineHead(seq: seq, id: id, acceptedAt: acceptedAt)
+    }
+
+    /// Writes into `line` the line a head came from: `{"seq":N,["ts":N,]"event_id":"` from
+    /// the head's fields, then `id` and `rest` (the line after the id). A line held for
+    /// another member keeps only `id` and `rest`, and is parsed in full, from this, only
+    /// if it must be claimed here after all.
+    static func restoreLine(seq: UInt64, acceptedAt: Int64, id: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer,
+                            into line: inout [UInt8]) {
+        func decimal(_ value: UInt64) {
+            var divisor: UInt64 = 1
+            while divisor <= value / 10 { divisor *= 10 }
+            while divisor > 0 {
+                line.append(UInt8(truncatingIfNeeded: 0x30 + (value / divisor) % 10))
+                divisor /= 10
+            }
+        }
+        line.removeAll(keepingCapacity: true)
+        line.append(contentsOf: "{\"seq\":".utf8)
+        decimal(seq)
+        if acceptedAt > 0 {
+            line.append(contentsOf: ",\"ts\":".utf8)
+            decimal(UInt64(acceptedAt))
+        }
+        line.append(contentsOf: ",\"event_id\":\"".utf8)
+        line.append(contentsOf: id)
+        line.append(contentsOf: rest)
     }
 
     private static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {

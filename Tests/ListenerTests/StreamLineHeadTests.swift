@@ -46,6 +46,10 @@ final class StreamLineHeadTests: XCTestCase {
             #"{"seq":12345678901234567890,"event_id":"a","payload":1}"#,  // seq too large
             #"{"gap":{"from":1,"to":5}}"#,
             #"{ "seq":1,"event_id":"a","payload":1}"#,  // whitespace
+            #"{"seq":07,"event_id":"a","payload":1}"#,  // a leading zero
+            #"{"seq":1,"ts":0,"event_id":"a","payload":1}"#,  // ts 0
+            #"{"seq":1,"ts":0123,"event_id":"a","payload":1}"#,  // ts with a leading zero
+            #"{"seq":1,"ts":9999999999999999999,"event_id":"a","payload":1}"#,  // ts past Int64
             "{\"seq\":1,\"event_id\":\"" + String(repeating: "x", count: 256) + "\",\"payload\":1}",
         ]
         for line in others { XCTAssertNil(head(line), line) }
@@ -60,26 +64,55 @@ final class StreamLineHeadTests: XCTestCase {
         }
     }
 
-    func testAHeldLineKeepsItsBytesWholeUntilItIsParsed() throws {
+    func testAHeldLineKeepsWhatFollowsItsIdAndIsParsedAsItCame() throws {
         let line = #"{"seq":9,"ts":5,"event_id":"k","payload":{"v":"x\ny"}}"#
         var held = EventSet()
         Array(line.utf8).withUnsafeBytes { raw in
             let head = StreamLineParser.head(of: raw)!
-            held.appendLine(seq: head.seq, id: UnsafeRawBufferPointer(rebasing: raw[head.id]), line: raw, generation: 3,
-                            acceptedAt: head.acceptedAt)
+            held.appendLine(seq: head.seq, id: UnsafeRawBufferPointer(rebasing: raw[head.id]),
+                            rest: UnsafeRawBufferPointer(rebasing: raw[head.id.upperBound...]), generation: 3, acceptedAt: head.acceptedAt)
         }
         XCTAssertTrue(held.isLine(0))
         XCTAssertEqual(held.idString(0), "k")
-        XCTAssertEqual(held.withPayload(0) { String(decoding: $0, as: UTF8.self) }, line)
+        XCTAssertEqual(held.withPayload(0) { String(decoding: $0, as: UTF8.self) }, #"","payload":{"v":"x\ny"}}"#)
+        XCTAssertEqual(held.byteCount, line.utf8.count - #"{"seq":9,"ts":5,"event_id":""#.utf8.count)
+        var restored: [UInt8] = []
+        held.withID(0) { id in
+            held.withPayload(0) { rest in
+                StreamLineParser.restoreLine(seq: held.seqs[0], acceptedAt: held.acceptedAt[0], id: id, rest: rest, into: &restored)
+            }
+        }
+        XCTAssertEqual(String(decoding: restored, as: UTF8.self), line)
         var parsed = EventSet()
         var scratch: [UInt8] = []
-        XCTAssertNil(held.withPayload(0) { StreamLineParser.parseLine($0, number: 0, into: &parsed, scratch: &scratch) })
+        XCTAssertNil(restored.withUnsafeBytes { StreamLineParser.parseLine($0, number: 0, into: &parsed, scratch: &scratch) })
         XCTAssertEqual(parsed.count, 1)
         XCTAssertFalse(parsed.isLine(0))
         XCTAssertEqual(parsed.seqs[0], 9)
+        XCTAssertEqual(parsed.acceptedAt[0], 5)
         XCTAssertEqual(parsed.withPayload(0) { String(decoding: $0, as: UTF8.self) }, #"{"v":"x\ny"}"#)
         held.removeLast()
         XCTAssertEqual(held.count, 0)
         XCTAssertEqual(held.byteCount, 0)
+    }
+
+    func testEveryLineWithAHeadIsRestoredByteForByteFromItsFieldsAndWhatFollowsItsId() throws {
+        let lines = [
+            #"{"seq":1,"event_id":"a","payload":1}"#,
+            #"{"seq":42,"ts":1764500000123,"event_id":"order-7","payload":{"a":[1,"}"]}}"#,
+            #"{"seq":999999999999999999,"ts":999999999999999999,"event_id":"é漢","payload":null}"#,
+            #"{"seq":10,"ts":1,"event_id":"b","payload":{"x":}"#,  // broken after the head: restored broken
+            #"{"seq":3,"event_id":"a","payload":1,"extra":"#,
+        ]
+        for line in lines {
+            let bytes = Array(line.utf8)
+            var restored: [UInt8] = []
+            try bytes.withUnsafeBytes { raw in
+                let head = try XCTUnwrap(StreamLineParser.head(of: raw), line)
+                StreamLineParser.restoreLine(seq: head.seq, acceptedAt: head.acceptedAt, id: UnsafeRawBufferPointer(rebasing: raw[head.id]),
+                                             rest: UnsafeRawBufferPointer(rebasing: raw[head.id.upperBound...]), into: &restored)
+            }
+            XCTAssertEqual(restored, bytes, line)
+        }
     }
 }
