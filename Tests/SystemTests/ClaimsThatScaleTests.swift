@@ -72,4 +72,35 @@ final class ClaimsThatScaleTests: XCTestCase {
         XCTAssertGreaterThan(Int(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id LIKE 'mc-after-%' AND processed_by = 'm3'")) ?? 0, 0)
         XCTAssertGreaterThan(Int(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id LIKE 'mc-after-%' AND processed_by = 'm4'")) ?? 0, 0)
     }
+
+    /// Lines held for a member that stops are parsed and claimed by the one left: the good
+    /// ones are stored once, the malformed ones (right head, broken rest) counted and
+    /// passed, as if they had been parsed on arrival. (The last line is good: a malformed
+    /// line's seq is not trusted, so the watermark passes it only with the next event.)
+    func testLinesHeldForAPausedMemberAreTakenBackGoodAndMalformedAlike() throws {
+        let system = try SystemHarness()
+        var lines: [(UInt64, String)] = []
+        for seq in UInt64(1)...120 {
+            let broken = seq % 6 == 3
+            let payload = broken ? #"{"n":}"# : #"{"n":\#(seq)}"#
+            lines.append((seq, #"{"seq":\#(seq),"ts":1764500000000,"event_id":"tb-\#(seq)","payload":\#(payload)}"#))
+        }
+        let fake = try PacedFakeProducer(port: system.wsPort, frames: [lines])
+        defer { fake.shutdown() }
+        try startSharing(system, ["ta", "tb"], ["LOCK_TTL_MS": "3000"])
+        let paused = system.listeners["tb"]!
+        paused.pause()
+        defer { paused.resume() }
+        fake.releaseNext()
+
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "tb-")) == 100 },
+                      "rows: \(String(describing: try? system.rowCount(prefix: "tb-"))): \(system.listeners["ta"]!.logTail(12))")
+        XCTAssertTrue(waitUntil(10) { system.metric("ta", "dedup_stream_malformed_lines_total") == 20 },
+                      "malformed: \(String(describing: system.metric("ta", "dedup_stream_malformed_lines_total")))")
+        XCTAssertTrue(waitUntil(10) { system.metric("ta", "dedup_stream_watermark_seq") == 120 })
+        XCTAssertTrue(system.listeners["ta"]!.logText.contains("malformed line (held for another listener)"),
+                      "no held line was taken back and found malformed: \(system.listeners["ta"]!.logTail(12))")
+        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id LIKE 'tb-%' AND processed_by = 'ta'"), "100")
+        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM dead_letters"), "0")
+    }
 }

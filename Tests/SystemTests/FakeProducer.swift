@@ -13,7 +13,7 @@ final class FakeProducer: Sendable {
 
     private final class Counter: Sendable { let value = Mutex(0) }
 
-    /// `lines` are (seq, JSON line) in seq order; `stream` is sent as `Dedup-Stream` when set.
+    /// `lines` are (seq, JSON line) in seq order.
     init(port: Int, lines: [(UInt64, String)]) throws {
         self.port = port
         let count = Counter()
@@ -54,13 +54,18 @@ final class PacedFakeProducer: Sendable {
         }
     }
 
-    /// `frames` hold (seq, JSON line) in seq order.
-    init(port: Int, frames: [[(UInt64, String)]]) throws {
+    /// `frames` hold (seq, JSON line) in seq order; `stream` goes out as `Dedup-Stream`
+    /// (listeners share claims only with members on the same, known stream).
+    init(port: Int, frames: [[(UInt64, String)]], stream: String = "paced-fake-stream") throws {
         self.port = port
         let state = State(frames: frames)
         self.state = state
+        var settings = WebSocketConfiguration()
+        settings.responseHeaders = [("Dedup-Stream", stream)]
+        let configuration = settings
         group = try EventLoopGroup(threads: 1) { loop, _ in
-            let server = try WebSocketServer(loop: loop, host: "127.0.0.1", port: port, reusePort: false) { socket in
+            let server = try WebSocketServer(loop: loop, host: "127.0.0.1", port: port, reusePort: false,
+                                             configuration: configuration) { socket in
                 let from = socket.request?.queryParameter("from_seq").flatMap { UInt64($0) } ?? 0
                 state.sockets.removeAll { !$0.isOpen }
                 state.sockets.append(socket)

@@ -58,6 +58,31 @@ public final class ServiceProcess {
         TestServers.untrack(process.processIdentifier)
     }
 
+    /// SIGSTOP, returning once the kernel shows the process stopped (a signal takes effect
+    /// only when the process next runs: bytes sent right after `kill` returns may still be
+    /// read). `resume()` undoes it.
+    public func pause() {
+        let pid = process.processIdentifier
+        Glibc.kill(pid, SIGSTOP)
+        // /proc/PID/task/TID/stat: "tid (comm) S ...": the state follows the last ')'.
+        func stopped(_ tid: String) -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return true }  // gone
+            return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("T")
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            if threads.allSatisfy(stopped) { return }
+            usleep(1_000)
+        }
+    }
+
+    /// SIGCONT after `pause()`.
+    public func resume() {
+        Glibc.kill(process.processIdentifier, SIGCONT)
+    }
+
     /// SIGTERM, then SIGKILL after `grace` seconds; returns the exit status.
     @discardableResult
     public func terminate(grace: Double = 20) -> Int32 {
