@@ -6,12 +6,17 @@ import Dedup
 /// The batch insert: one statement per batch, duplicates inside and across batches,
 /// byte-exact round trips of awkward ids and payloads.
 final class EventBatchInsertTests: XCTestCase {
-    func testHundredThousandRowsWithDuplicatesStoreEachDistinctIdOnce() throws {
-        let table = try freshEventsTable("pg_batch_test")
+    /// An inserter into `table` on a loop and a connection of its own (the caller closes it).
+    private func makeInserter(into table: String) throws -> (EventLoop, PostgresConnection, EventBatchInsert) {
         let loop = try EventLoop()
         let connection = try makeUpConnection(loop)
+        return (loop, connection, EventBatchInsert(connection: connection, table: table))
+    }
+
+    func testHundredThousandRowsWithDuplicatesStoreEachDistinctIdOnce() throws {
+        let table = try freshEventsTable("pg_batch_test")
+        let (loop, connection, inserter) = try makeInserter(into: table)
         defer { connection.close() }
-        let inserter = EventBatchInsert(connection: connection, table: table)
         let total = 100_000
         let batchSize = 1_000
         // Row i carries id (i * 7919) % 60000, a permutation for i < 60000, so rows 60000...
@@ -69,10 +74,8 @@ final class EventBatchInsertTests: XCTestCase {
 
     func testDuplicatesInsideOneBatchDoNotFailTheStatement() throws {
         let table = try freshEventsTable("pg_batch_dup_test")
-        let loop = try EventLoop()
-        let connection = try makeUpConnection(loop)
+        let (loop, connection, inserter) = try makeInserter(into: table)
         defer { connection.close() }
-        let inserter = EventBatchInsert(connection: connection, table: table)
         let batch = inserter.makeBatch()
         for (seq, id) in ["a", "b", "a", "a", "c", "b"].enumerated() {
             batch.append(eventID: id, seq: Int64(seq + 1), payload: "{\"seq\": \(seq + 1)}", processedBy: "x")
@@ -87,10 +90,8 @@ final class EventBatchInsertTests: XCTestCase {
 
     func testABatchMeetingStoredIdsIsSentAgainWithOnConflictAndTheNextOnesStartThere() throws {
         let table = try freshEventsTable("pg_batch_conflict_test")
-        let loop = try EventLoop()
-        let connection = try makeUpConnection(loop)
+        let (loop, connection, inserter) = try makeInserter(into: table)
         defer { connection.close() }
-        let inserter = EventBatchInsert(connection: connection, table: table)
         inserter.conflictAwareRun = 1
         func insert(_ ids: [String]) throws -> [String] {
             let batch = inserter.makeBatch()
@@ -111,10 +112,8 @@ final class EventBatchInsertTests: XCTestCase {
 
     func testAwkwardIdsAndPayloadsSurviveByteForByte() throws {
         let table = try freshEventsTable("pg_batch_bytes_test")
-        let loop = try EventLoop()
-        let connection = try makeUpConnection(loop)
+        let (loop, connection, inserter) = try makeInserter(into: table)
         defer { connection.close() }
-        let inserter = EventBatchInsert(connection: connection, table: table)
         // Payloads in jsonb's canonical output form (keys ordered by length, then bytes), so the text read back must be identical.
         let rows: [(id: String, payload: String?)] = [
             ("plain", "{\"message\": \"hello\"}"),
@@ -153,10 +152,8 @@ final class EventBatchInsertTests: XCTestCase {
 
     func testInvalidJSONFailsOnlyItsOwnBatch() throws {
         let table = try freshEventsTable("pg_batch_badjson_test")
-        let loop = try EventLoop()
-        let connection = try makeUpConnection(loop)
+        let (loop, connection, inserter) = try makeInserter(into: table)
         defer { connection.close() }
-        let inserter = EventBatchInsert(connection: connection, table: table)
         let bad = inserter.makeBatch()
         bad.append(eventID: "ok-1", seq: 1, payload: "{}", processedBy: "x")
         bad.append(eventID: "bad", seq: 2, payload: "{not json", processedBy: "x")
@@ -175,10 +172,8 @@ final class EventBatchInsertTests: XCTestCase {
     }
 
     func testEmptyBatchCompletesWithNothingInserted() throws {
-        let loop = try EventLoop()
-        let connection = try makeUpConnection(loop)
+        let (loop, connection, inserter) = try makeInserter(into: "pg_never_created")
         defer { connection.close() }
-        let inserter = EventBatchInsert(connection: connection, table: "pg_never_created")
         let result = try XCTUnwrap(try awaitResult(loop) { inserter.insert(inserter.makeBatch(), completion: $0) }?.get())
         XCTAssertEqual(result.batchCount, 0)
         XCTAssertEqual(result.insertedCount, 0)
