@@ -142,10 +142,10 @@ extension DedupEngine {
         target.generation = generation
         events.withID(index) { id in
             events.withPayload(index) { rest in
-                StreamLineParser.restoreLine(seq: seq, acceptedAt: events.acceptedAt[index], id: id, rest: rest, into: &scratchLine)
+                StreamLineParser.restoreLine(seq: seq, acceptedAt: events.acceptedAt[index], id: id, rest: rest, into: scratchLine)
             }
         }
-        if let notice = scratchLine.withUnsafeBytes({ StreamLineParser.parseLine($0, number: 0, into: &target, scratch: &scratchID) }) {
+        if let notice = scratchLine.withReadableBytes({ StreamLineParser.parseLine($0, number: 0, into: &target, scratch: &scratchID) }) {
             noted(notice)
         }
         if target.count > before && target.seqs[before] != seq {

@@ -83,7 +83,7 @@ package final class DedupEngine {
     var closedScopes: [[UInt8]] = []
     var scratchID: [UInt8] = []
     /// A held line put back together to be parsed (see `takeBack`).
-    var scratchLine: [UInt8] = []
+    let scratchLine = ByteBuffer()
     var scratchKey: [UInt8] = []
     var pollInFlight = false
     var publishedProgress: UInt64 = 0

@@ -85,27 +85,20 @@ package enum StreamLineParser {
     /// Writes into `line` the line a head came from: `{"seq":N,["ts":N,]"event_id":"` from
     /// the head's fields, then `id` and `rest` (the line after the id). A line held for
     /// another member keeps only `id` and `rest`, and is parsed in full, from this, only
-    /// if it must be claimed here after all.
+    /// if it must be claimed here after all. (`head` takes seqs and ts of at most 18
+    /// digits, so they fit an Int.)
     static func restoreLine(seq: UInt64, acceptedAt: Int64, id: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer,
-                            into line: inout [UInt8]) {
-        func decimal(_ value: UInt64) {
-            var divisor: UInt64 = 1
-            while divisor <= value / 10 { divisor *= 10 }
-            while divisor > 0 {
-                line.append(UInt8(truncatingIfNeeded: 0x30 + (value / divisor) % 10))
-                divisor /= 10
-            }
-        }
-        line.removeAll(keepingCapacity: true)
-        line.append(contentsOf: "{\"seq\":".utf8)
-        decimal(seq)
+                            into line: ByteBuffer) {
+        line.clear()
+        line.write("{\"seq\":" as StaticString)
+        line.write(decimal: Int(seq))
         if acceptedAt > 0 {
-            line.append(contentsOf: ",\"ts\":".utf8)
-            decimal(UInt64(acceptedAt))
+            line.write(",\"ts\":" as StaticString)
+            line.write(decimal: Int(acceptedAt))
         }
-        line.append(contentsOf: ",\"event_id\":\"".utf8)
-        line.append(contentsOf: id)
-        line.append(contentsOf: rest)
+        line.write(",\"event_id\":\"" as StaticString)
+        line.write(id)
+        line.write(rest)
     }
 
     private static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {

@@ -1,4 +1,5 @@
 @testable import Dedup
+import Reactor
 import XCTest
 
 /// A listener reads only the head of a line another member is preferred for; the line is
@@ -76,16 +77,16 @@ final class StreamLineHeadTests: XCTestCase {
         XCTAssertEqual(held.idString(0), "k")
         XCTAssertEqual(held.withPayload(0) { String(decoding: $0, as: UTF8.self) }, #"","payload":{"v":"x\ny"}}"#)
         XCTAssertEqual(held.byteCount, line.utf8.count - #"{"seq":9,"ts":5,"event_id":""#.utf8.count)
-        var restored: [UInt8] = []
+        let restored = ByteBuffer()
         held.withID(0) { id in
             held.withPayload(0) { rest in
-                StreamLineParser.restoreLine(seq: held.seqs[0], acceptedAt: held.acceptedAt[0], id: id, rest: rest, into: &restored)
+                StreamLineParser.restoreLine(seq: held.seqs[0], acceptedAt: held.acceptedAt[0], id: id, rest: rest, into: restored)
             }
         }
-        XCTAssertEqual(String(decoding: restored, as: UTF8.self), line)
+        XCTAssertEqual(restored.withReadableBytes { String(decoding: $0, as: UTF8.self) }, line)
         var parsed = EventSet()
         var scratch: [UInt8] = []
-        XCTAssertNil(restored.withUnsafeBytes { StreamLineParser.parseLine($0, number: 0, into: &parsed, scratch: &scratch) })
+        XCTAssertNil(restored.withReadableBytes { StreamLineParser.parseLine($0, number: 0, into: &parsed, scratch: &scratch) })
         XCTAssertEqual(parsed.count, 1)
         XCTAssertFalse(parsed.isLine(0))
         XCTAssertEqual(parsed.seqs[0], 9)
@@ -106,13 +107,13 @@ final class StreamLineHeadTests: XCTestCase {
         ]
         for line in lines {
             let bytes = Array(line.utf8)
-            var restored: [UInt8] = []
+            let restored = ByteBuffer()
             try bytes.withUnsafeBytes { raw in
                 let head = try XCTUnwrap(StreamLineParser.head(of: raw), line)
                 StreamLineParser.restoreLine(seq: head.seq, acceptedAt: head.acceptedAt, id: UnsafeRawBufferPointer(rebasing: raw[head.id]),
-                                             rest: UnsafeRawBufferPointer(rebasing: raw[head.id.upperBound...]), into: &restored)
+                                             rest: UnsafeRawBufferPointer(rebasing: raw[head.id.upperBound...]), into: restored)
             }
-            XCTAssertEqual(restored, bytes, line)
+            XCTAssertEqual(restored.readableBytesArray, bytes, line)
         }
     }
 }
