@@ -53,9 +53,9 @@ final class ClaimsThatScaleTests: XCTestCase {
         usleep(500_000)
         try system.startListener("m4", env)                         // joins mid-stream
         usleep(500_000)
-        kill(system.listeners["m3"]!.pid, SIGSTOP)                  // paused past its claims and membership
+        system.listeners["m3"]!.pause()                             // paused past its claims and membership
         usleep(2_500_000)
-        kill(system.listeners["m3"]!.pid, SIGCONT)
+        system.listeners["m3"]!.resume()
         XCTAssertEqual(system.listeners["m1"]!.terminate(), 0)      // leaves cleanly
         let summary = try flood.finish()
         let distinct = try XCTUnwrap(summary["distinct"] as? Int)
@@ -102,5 +102,12 @@ final class ClaimsThatScaleTests: XCTestCase {
                       "no held line was taken back and found malformed: \(system.listeners["ta"]!.logTail(12))")
         XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id LIKE 'tb-%' AND processed_by = 'ta'"), "100")
         XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM dead_letters"), "0")
+        // The paused member wakes to the same frame: it finds every event done, stores none.
+        paused.resume()
+        XCTAssertTrue(waitUntil(20) { system.metric("tb", "dedup_stream_watermark_seq") == 120 },
+                      "tb watermark \(String(describing: system.metric("tb", "dedup_stream_watermark_seq")))")
+        XCTAssertEqual(system.sum("dedup_events_stored_total"), 100)
+        XCTAssertEqual(system.sum("dedup_events_processed_total"), 100)
+        XCTAssertEqual(try system.rowCount(prefix: "tb-"), 100)
     }
 }

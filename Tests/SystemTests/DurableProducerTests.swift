@@ -13,11 +13,11 @@ final class DurableProducerTests: XCTestCase {
         try system.startProducer(["DATA_DIR": dataDir])
         let a = try system.startListener("durable-a")
         let b = try system.startListener("durable-b")
-        kill(a.pid, SIGSTOP)
-        kill(b.pid, SIGSTOP)
+        a.pause()
+        b.pause()
         defer {
-            kill(a.pid, SIGCONT)
-            kill(b.pid, SIGCONT)
+            a.resume()
+            b.resume()
         }
         // Every POST answered 202 (the flood fails on anything else).
         let summary = try system.flood(count: 20_000, duplicates: 0.1, prefix: "d12-", seed: 12)
@@ -26,8 +26,8 @@ final class DurableProducerTests: XCTestCase {
         try system.startProducer(["DATA_DIR": dataDir])
         let health = try httpGet(port: system.httpPort, path: "/health")
         XCTAssertTrue(health.body.contains("\"last_seq\":20000,"), "seqs continue from the log: \(health.body)")
-        kill(a.pid, SIGCONT)
-        kill(b.pid, SIGCONT)
+        a.resume()
+        b.resume()
         XCTAssertTrue(waitUntil(60) { (try? system.rowCount(prefix: "d12-")) == distinct },
                       "rows: \(String(describing: try? system.rowCount(prefix: "d12-"))) of \(distinct)")
         try system.publish("{\"event_id\":\"d12-after-restart\"}")

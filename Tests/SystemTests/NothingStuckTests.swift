@@ -104,11 +104,11 @@ final class NothingStuckTests: XCTestCase {
         let warmClaims = system.metric("o", "dedup_events_claimed_total") ?? 0
         // O claims the next events alone (W and V paused), and is killed while it holds
         // claims it has not stored (its processing takes 2 s).
-        for id in ["w", "v"] { Glibc.kill(system.listeners[id]!.pid, SIGSTOP) }
+        for id in ["w", "v"] { system.listeners[id]!.pause() }
         try system.flood(count: 600, prefix: "rc-", batch: 20, seed: 32)
         XCTAssertTrue(waitUntil(10) { (system.metric("o", "dedup_events_claimed_total") ?? 0) > warmClaims })
         system.listeners["o"]!.kill()
-        for id in ["w", "v"] { Glibc.kill(system.listeners[id]!.pid, SIGCONT) }
+        for id in ["w", "v"] { system.listeners[id]!.resume() }
         // Whoever recovers first dies before its processing delay ends.
         var victim: String?
         XCTAssertTrue(waitUntil(20) {
