@@ -108,6 +108,12 @@ extension DedupEngine {
             case .pending: return now &- since < patience ? .hold : .takeOver
             case .unknown: return .claim
             }
+        }, allFinished: { member, view, seqs in
+            // Logged one by one when each event is logged.
+            !logEach && states[member]?.provesFinished(seqs, view: view) == true
+        }, finished: { events in
+            finished += events.count
+            tracker.finished(all: events)
         }, removed: { events, i, verdict in
             switch verdict {
             case .finished:

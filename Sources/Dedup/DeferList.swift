@@ -7,7 +7,7 @@
 /// finish events roughly in seq order, so a sweep mostly drops whole chunks. Events a
 /// sweep settles are only marked in their chunk (never copied out of it); the chunk's
 /// storage is dropped, for reuse, once all of its events are settled.
-struct DeferList {
+package struct DeferList {
     private struct Chunk {
         var events = EventSet()
         /// The member each event is held for; `settledMark` once it is settled.
@@ -15,6 +15,12 @@ struct DeferList {
         var settled = 0
         let view: UInt64
         let since: UInt64
+        /// The lowest and highest seq held, and which members (by index, bit per member;
+        /// `manyMembers` past 64) they are held for: what settling the chunk whole asks.
+        var lowest = UInt64.max
+        var highest: UInt64 = 0
+        var memberBits: UInt64 = 0
+        var manyMembers = false
     }
     private static let settledMark = -1
 
@@ -22,16 +28,18 @@ struct DeferList {
     /// Storage of swept chunks, for the next ones.
     private var spare = EventSetPool()
     /// Events held and not settled.
-    private(set) var count = 0
+    package private(set) var count = 0
     /// Bytes of the chunks held (settled events' included until their chunk goes).
     private(set) var byteCount = 0
     /// Names of the members deferred to, by index (a handful: one per live member).
     private(set) var names: [[UInt8]] = []
 
-    var isEmpty: Bool { count == 0 }
+    package var isEmpty: Bool { count == 0 }
+
+    package init() {}
 
     /// The index of `name` in the member table, added on first sight.
-    mutating func memberIndex(of name: [UInt8]) -> Int {
+    package mutating func memberIndex(of name: [UInt8]) -> Int {
         if let index = names.firstIndex(of: name) { return index }
         names.append(name)
         return names.count - 1
@@ -39,30 +47,35 @@ struct DeferList {
 
     /// Holds event `index` of `source` for `member`, as classified under `view` at `now`.
     mutating func add(_ source: EventSet, _ index: Int, member: Int, view: UInt64, now: UInt64) {
-        add(member: member, view: view, now: now) { $0.append(source, index) }
+        add(seq: source.seqs[index], member: member, view: view, now: now) { $0.append(source, index) }
     }
 
     /// Holds an event known by its line's head (see `EventSet.appendLine`).
-    mutating func addLine(seq: UInt64, id: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer, generation: UInt32,
+    package mutating func addLine(seq: UInt64, id: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer, generation: UInt32,
                           acceptedAt: Int64, member: Int, view: UInt64, now: UInt64) {
-        add(member: member, view: view, now: now) {
+        add(seq: seq, member: member, view: view, now: now) {
             $0.appendLine(seq: seq, id: id, rest: rest, generation: generation, acceptedAt: acceptedAt)
         }
     }
 
-    private mutating func add(member: Int, view: UInt64, now: UInt64, _ append: (inout EventSet) -> Void) {
-        if chunks.last.map({ $0.view != view || $0.since != now }) ?? true {
+    private mutating func add(seq: UInt64, member: Int, view: UInt64, now: UInt64, _ append: (inout EventSet) -> Void) {
+        // Fields read in place: `chunks.last` would copy the chunk, retaining its arrays.
+        var last = chunks.count - 1
+        if last < 0 || chunks[last].view != view || chunks[last].since != now {
             chunks.append(Chunk(events: spare.take(), view: view, since: now))
+            last += 1
         }
-        let last = chunks.count - 1
         let before = chunks[last].events.byteCount
         append(&chunks[last].events)
         chunks[last].members.append(member)
+        chunks[last].lowest = min(chunks[last].lowest, seq)
+        chunks[last].highest = max(chunks[last].highest, seq)
+        if member < 64 { chunks[last].memberBits |= 1 << UInt64(member) } else { chunks[last].manyMembers = true }
         count += 1
         byteCount += chunks[last].events.byteCount - before
     }
 
-    enum Verdict {
+    package enum Verdict {
         case hold, finished
         /// Its member cannot vouch for it (another view, never received).
         case claim
@@ -71,8 +84,13 @@ struct DeferList {
     }
 
     /// Hands each event `decide` does not hold to `removed` with the verdict, and keeps
-    /// the rest.
-    mutating func sweep(_ decide: (_ seq: UInt64, _ member: Int, _ view: UInt64, _ since: UInt64) -> Verdict,
+    /// the rest. A chunk none of whose events is settled yet is first offered whole:
+    /// when `allFinished` vouches, for each member it holds events for, for every seq in
+    /// its range, the chunk goes to `finished` at once (the common case: members finish
+    /// in seq order) without a verdict per event.
+    package mutating func sweep(_ decide: (_ seq: UInt64, _ member: Int, _ view: UInt64, _ since: UInt64) -> Verdict,
+                        allFinished: (_ member: Int, _ view: UInt64, _ seqs: ClosedRange<UInt64>) -> Bool,
+                        finished: (EventSet) -> Void,
                         removed: (EventSet, Int, Verdict) -> Void) {
         var kept: [Chunk] = []
         kept.reserveCapacity(chunks.count)
@@ -80,6 +98,14 @@ struct DeferList {
             // Moved out, not copied, so its storage can go back to the pool unshared.
             var chunk = Chunk(view: 0, since: 0)
             swap(&chunk, &chunks[index])
+            if chunk.settled == 0, !chunk.manyMembers, chunk.lowest <= chunk.highest,
+               Self.members(chunk.memberBits).allSatisfy({ allFinished($0, chunk.view, chunk.lowest...chunk.highest) }) {
+                finished(chunk.events)
+                count -= chunk.events.count
+                byteCount -= chunk.events.byteCount
+                spare.give(&chunk.events)
+                continue
+            }
             for i in 0..<chunk.events.count where chunk.members[i] != Self.settledMark {
                 let verdict = decide(chunk.events.seqs[i], chunk.members[i], chunk.view, chunk.since)
                 guard verdict != .hold else { continue }
@@ -97,5 +123,15 @@ struct DeferList {
         }
         chunks = kept
         if chunks.isEmpty { names.removeAll() }
+    }
+
+    /// The member indexes set in `bits`.
+    private static func members(_ bits: UInt64) -> some Sequence<Int> {
+        sequence(state: bits) { rest -> Int? in
+            guard rest != 0 else { return nil }
+            let member = rest.trailingZeroBitCount
+            rest &= rest &- 1
+            return member
+        }
     }
 }

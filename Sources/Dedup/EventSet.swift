@@ -3,9 +3,9 @@
 /// (received, claimed, watched, stored) copies bytes into another set's arena instead of
 /// allocating per event; two arrays per set (not one per field) keep the allocations a
 /// growing set makes few.
-struct EventSet {
+package struct EventSet {
     /// What an event carries besides its bytes.
-    struct Fields {
+    package struct Fields {
         var seq: UInt64
         // Int, not Int32: a frame may carry gigabytes in total and nothing from the
         // network is ever truncated.
@@ -31,17 +31,19 @@ struct EventSet {
     /// The generation given to events appended from the network.
     var generation: UInt32 = 0
 
-    var count: Int { fields.count }
+    package var count: Int { fields.count }
     var isEmpty: Bool { fields.isEmpty }
+
+    package init() {}
     /// Bytes held for ids and payloads (what MAX_IN_FLIGHT_BYTES bounds).
     var byteCount: Int { bytes.count }
     /// Bytes the arena can hold before it grows.
     var byteCapacity: Int { bytes.capacity }
 
-    var seqs: LazyMapCollection<[Fields], UInt64> { fields.lazy.map { $0.seq } }
+    package var seqs: LazyMapCollection<[Fields], UInt64> { fields.lazy.map { $0.seq } }
     var payloadIsNull: LazyMapCollection<[Fields], Bool> { fields.lazy.map { $0.payloadIsNull } }
     var attempted: LazyMapCollection<[Fields], Bool> { fields.lazy.map { $0.attempted } }
-    var generations: LazyMapCollection<[Fields], UInt32> { fields.lazy.map { $0.generation } }
+    package var generations: LazyMapCollection<[Fields], UInt32> { fields.lazy.map { $0.generation } }
     var acceptedAt: LazyMapCollection<[Fields], Int64> { fields.lazy.map { $0.acceptedAt } }
 
     mutating func reserve(events: Int, bytes byteCount: Int) {
@@ -49,7 +51,7 @@ struct EventSet {
         bytes.reserveCapacity(byteCount)
     }
 
-    mutating func removeAll() {
+    package mutating func removeAll() {
         bytes.removeAll(keepingCapacity: true)
         fields.removeAll(keepingCapacity: true)
     }
@@ -70,9 +72,16 @@ struct EventSet {
     /// claimed here.
     mutating func appendLine(seq: UInt64, id: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer, generation: UInt32,
                              acceptedAt: Int64) {
-        append(seq: seq, id: id, payload: rest, generation: generation, acceptedAt: acceptedAt)
-        fields[fields.count - 1].payloadIsNull = false
-        fields[fields.count - 1].isLine = true
+        fields.append(Fields(seq: seq, idStart: bytes.count, idLength: id.count, payloadLength: rest.count,
+                             acceptedAt: acceptedAt, generation: generation, payloadIsNull: false, attempted: false,
+                             isLine: true))
+        // In a line the rest follows the id: one copy, not two.
+        if let start = id.baseAddress, start + id.count == rest.baseAddress {
+            bytes.append(contentsOf: UnsafeRawBufferPointer(start: start, count: id.count + rest.count))
+        } else {
+            bytes.append(contentsOf: id)
+            bytes.append(contentsOf: rest)
+        }
     }
 
     /// Whether event `index` is a line not parsed yet.

@@ -51,6 +51,15 @@ struct MemberState: Equatable {
         return !active && seq > highest ? .unknown : .pending
     }
 
+    /// Whether the state proves finished every event in `seqs` that the reader classified
+    /// as this member's under `view`: what `proof` says of each seq, asked once for the
+    /// range (one epoch covering all of it, and all of it received and finished).
+    func provesFinished(_ seqs: ClosedRange<UInt64>, view: UInt64) -> Bool {
+        guard seqs.lowerBound > from, seqs.upperBound <= through,
+              let epoch = epochs.first(where: { $0.start <= seqs.upperBound }) else { return false }
+        return epoch.view == view && epoch.start <= seqs.lowerBound
+    }
+
     /// `1|<active 0/1>|<from>|<through>|<highest>|<view hex>:<start>,...|<stream>` (the
     /// stream last: it may hold any character).
     var encoded: [UInt8] {

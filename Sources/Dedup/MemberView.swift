@@ -1,14 +1,14 @@
 /// One listener's view of the live members on its stream, and rendezvous hashing of
 /// event ids over them: every member with the same view computes the same preferred
 /// member for an id, and a member joining or leaving moves only its own share of ids.
-struct MemberView: Equatable {
+package struct MemberView: Equatable {
     /// Member names, sorted (so equal sets give equal views).
-    let names: [[UInt8]]
+    package let names: [[UInt8]]
     /// Identifies the set: equal hashes mean the same names.
-    let hash: UInt64
+    package let hash: UInt64
     private let seeds: [UInt64]
 
-    init(names: [[UInt8]]) {
+    package init(names: [[UInt8]]) {
         self.names = names.sorted { $0.lexicographicallyPrecedes($1) }
         seeds = self.names.map { name in name.withUnsafeBytes { Self.fnv1a($0) } }
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
@@ -21,7 +21,7 @@ struct MemberView: Equatable {
 
     /// The index in `names` of the member preferred for `id`: the highest score of the
     /// id's hash mixed with each member's seed (no allocation).
-    func preferred(for id: UnsafeRawBufferPointer) -> Int {
+    package func preferred(for id: UnsafeRawBufferPointer) -> Int {
         if seeds.count == 1 { return 0 }
         let key = Self.fnv1a(id)
         var best = 0

@@ -17,7 +17,7 @@ package struct SeqTracker {
     private(set) var generation: UInt32 = 0
 
     /// Starts after `watermark` (everything up to it is finished).
-    init(watermark: UInt64 = 0) {
+    package init(watermark: UInt64 = 0) {
         states = Array(repeating: .unknown, count: 1024)
         mask = 1023
         base = watermark + 1
@@ -32,7 +32,7 @@ package struct SeqTracker {
 
     /// Records a received event. Returns false for a seq already seen (a replay after a
     /// reconnect), which the caller drops.
-    mutating func received(_ seq: UInt64) -> Bool {
+    package mutating func received(_ seq: UInt64) -> Bool {
         guard seq > highest else { return false }
         while Int(seq - base) >= states.count { grow() }
         states[Int(seq) & mask] = .pending
@@ -41,9 +41,20 @@ package struct SeqTracker {
     }
 
     /// Marks `seq` finished and advances the watermark past every finished or missing seq.
-    mutating func finished(_ seq: UInt64, generation: UInt32) {
+    package mutating func finished(_ seq: UInt64, generation: UInt32) {
         guard generation == self.generation, seq >= base, seq <= highest else { return }
         states[Int(seq) & mask] = .finished
+        advance()
+    }
+
+    /// Marks every event of `events` finished (one advance for all of them).
+    package mutating func finished(all events: EventSet) {
+        let seqs = events.seqs
+        let generations = events.generations
+        for i in 0..<events.count where generations[i] == generation {
+            let seq = seqs[i]
+            if seq >= base && seq <= highest { states[Int(seq) & mask] = .finished }
+        }
         advance()
     }
 

@@ -2,7 +2,7 @@ import Glibc
 import Reactor
 
 /// What a frame from the producer held besides events.
-enum StreamNotice: Equatable {
+package enum StreamNotice: Equatable {
     /// The producer no longer had seqs `from...to` when we resumed: reported, never hidden.
     case gap(from: UInt64, to: UInt64)
     /// A line that is not a valid event (its 1-based index in the frame and why).
@@ -14,7 +14,7 @@ enum StreamNotice: Equatable {
 /// Bad lines are reported and skipped; the rest of the frame still counts.
 package enum StreamLineParser {
     /// Calls `body` with each line of `frame` that is not blank, and its 1-based number.
-    static func forEachLine(_ frame: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, Int) -> Void) {
+    package static func forEachLine(_ frame: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, Int) -> Void) {
         guard let base = frame.baseAddress else { return }
         var lineStart = 0
         var lineNumber = 0
@@ -29,11 +29,11 @@ package enum StreamLineParser {
     }
 
     /// The first members of a line as the producer writes it.
-    struct LineHead {
-        var seq: UInt64
+    package struct LineHead {
+        package var seq: UInt64
         /// The event_id's bytes in the line (it has no escapes).
-        var id: Range<Int>
-        var acceptedAt: Int64
+        package var id: Range<Int>
+        package var acceptedAt: Int64
     }
 
     /// Reads `{"seq":N,["ts":N,]"event_id":"...","payload":` at the start of `line`, the
@@ -42,29 +42,45 @@ package enum StreamLineParser {
     /// numbers with leading zeros or past Int64, a ts of 0), which `parseLine` reads in
     /// full. So the head is exactly what `restoreLine` writes back from its fields. The
     /// line as a whole is checked only by whoever parses it in full later.
-    static func head(of line: UnsafeRawBufferPointer) -> LineHead? {
+    package static func head(of line: UnsafeRawBufferPointer) -> LineHead? {
+        guard let base = line.baseAddress else { return nil }
+        let count = line.count
         var at = 0
-        func literal(_ text: StaticString) -> Bool {
-            let count = text.utf8CodeUnitCount
-            guard at + count <= line.count else { return false }
-            // Byte by byte, inlined: these literals are a few bytes, shorter than a call to memcmp.
-            let expected = text.utf8Start
-            for k in 0..<count where line[at + k] != expected[k] { return false }
-            at += count
+        // Inlined, so each literal's length is a constant and the compare unrolls: a call
+        // per literal cost more than the compare (these run for every line held for
+        // another member).
+        @inline(__always) func literal(_ text: StaticString) -> Bool {
+            let length = text.utf8CodeUnitCount
+            guard count - at >= length else { return false }
+            let expected = UnsafeRawPointer(text.utf8Start)
+            // Eight bytes at a time, then the tail (the literals are 1 to 13 bytes).
+            var k = 0
+            while k + 8 <= length {
+                guard base.loadUnaligned(fromByteOffset: at + k, as: UInt64.self)
+                        == expected.loadUnaligned(fromByteOffset: k, as: UInt64.self) else { return false }
+                k += 8
+            }
+            while k < length {
+                guard base.load(fromByteOffset: at + k, as: UInt8.self) == expected.load(fromByteOffset: k, as: UInt8.self)
+                else { return false }
+                k += 1
+            }
+            at += length
             return true
         }
-        func digits() -> UInt64? {
+        @inline(__always) func digits() -> UInt64? {
             let start = at
             var value: UInt64 = 0
-            while at < line.count {
-                let digit = line[at] &- 0x30
+            while at < count {
+                let digit = base.load(fromByteOffset: at, as: UInt8.self) &- 0x30
                 guard digit < 10 else { break }
                 value = value &* 10 &+ UInt64(digit)
                 at += 1
             }
             // 18 digits never pass Int64; longer numbers, and leading zeros, are left to
             // the full parse.
-            guard at > start, at - start <= 18, line[start] != 0x30 || at - start == 1 else { return nil }
+            guard at > start, at - start <= 18, base.load(fromByteOffset: start, as: UInt8.self) != 0x30 || at - start == 1
+            else { return nil }
             return value
         }
         guard literal("{\"seq\":"), let seq = digits(), seq > 0, literal(",") else { return nil }
@@ -73,11 +89,19 @@ package enum StreamLineParser {
             guard let ts = digits(), ts > 0, literal(",") else { return nil }
             acceptedAt = Int64(ts)
         }
-        guard literal("\"event_id\":"), at < line.count, line[at] == UInt8(ascii: "\"") else { return nil }
-        let idStart = at + 1
-        guard let (end, escaped) = try? JSONScanner(line).skipString(at: at), !escaped else { return nil }
-        at = end
-        let id = idStart..<(end - 1)
+        guard literal("\"event_id\":\"") else { return nil }
+        let idStart = at
+        // The id ends at the first quote; a backslash or a control byte before it sends
+        // the line to the full parse.
+        while at < count {
+            let c = base.load(fromByteOffset: at, as: UInt8.self)
+            if c == UInt8(ascii: "\"") { break }
+            guard c != UInt8(ascii: "\\"), c >= 0x20 else { return nil }
+            at += 1
+        }
+        guard at < count else { return nil }
+        let id = idStart..<at
+        at += 1
         guard !id.isEmpty, id.count <= 255, literal(",\"payload\":") else { return nil }
         return LineHead(seq: seq, id: id, acceptedAt: acceptedAt)
     }
@@ -107,7 +131,7 @@ package enum StreamLineParser {
 
     /// Appends the line's event to `events`, or returns what else the line was (a result,
     /// not a callback: nothing is captured per line).
-    static func parseLine(_ line: UnsafeRawBufferPointer, number: Int, into events: inout EventSet,
+    package static func parseLine(_ line: UnsafeRawBufferPointer, number: Int, into events: inout EventSet,
                           scratch: inout [UInt8]) -> StreamNotice? {
         let json = JSONScanner(line)
         var seq: UInt64?

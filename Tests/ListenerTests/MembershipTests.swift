@@ -54,6 +54,25 @@ final class MembershipTests: XCTestCase {
         XCTAssertEqual(state.proof(seq: 100, view: 5), .unknown, "never received in this life")
     }
 
+    func testAStateProvesARangeFinishedOnlyWhenItWouldProveEverySeqInIt() {
+        let state = MemberState(stream: "s1", from: 100, through: 500,
+                                epochs: [.init(view: 7, start: 300), .init(view: 5, start: 150)])
+        XCTAssertTrue(state.provesFinished(300...500, view: 7))
+        XCTAssertTrue(state.provesFinished(150...299, view: 5))
+        XCTAssertTrue(state.provesFinished(420...420, view: 7))
+        XCTAssertFalse(state.provesFinished(300...501, view: 7), "501 is not finished yet")
+        XCTAssertFalse(state.provesFinished(299...400, view: 7), "299 was classified under another view")
+        XCTAssertFalse(state.provesFinished(200...400, view: 5), "400 was classified under another view")
+        XCTAssertFalse(state.provesFinished(100...200, view: 5), "100 was never received in this life")
+        XCTAssertFalse(state.provesFinished(120...140, view: 5), "older than every view it lists")
+        for range in [300...500, 150...299, 299...400, 200...400, 120...140, 420...501] as [ClosedRange<UInt64>] {
+            for view: UInt64 in [5, 7] {
+                let each = range.allSatisfy { state.proof(seq: $0, view: view) == .finished }
+                XCTAssertEqual(state.provesFinished(range, view: view), each, "\(range) under \(view)")
+            }
+        }
+    }
+
     func testAStateReadsBackAsWritten() {
         let state = MemberState(stream: "ab|cd", from: 3, through: 99,
                                 epochs: [.init(view: .max, start: 50), .init(view: 0x1234, start: 4)])

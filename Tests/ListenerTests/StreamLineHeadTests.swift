@@ -52,6 +52,10 @@ final class StreamLineHeadTests: XCTestCase {
             #"{"seq":1,"ts":0123,"event_id":"a","payload":1}"#,  // ts with a leading zero
             #"{"seq":1,"ts":9999999999999999999,"event_id":"a","payload":1}"#,  // ts past Int64
             "{\"seq\":1,\"event_id\":\"" + String(repeating: "x", count: 256) + "\",\"payload\":1}",
+            "{\"seq\":1,\"event_id\":\"a\u{01}b\",\"payload\":1}",  // a control byte in the id
+            #"{"seq":1,"event_id":"abc"#,  // the id never ends
+            #"{"seq":1,"event_id":""#,  // the line ends at the id
+            #"{"seq":1,"event_id":"a","payload""#,  // cut inside the payload's name
         ]
         for line in others { XCTAssertNil(head(line), line) }
     }
