@@ -6,5 +6,6 @@ func registeredMicroSuites() -> [MicroSuite] {
         MicroSuite(name: "postgres", run: runPostgresBenchmark),
         MicroSuite(name: "websocket", run: runWebSocketBenchmark),
         MicroSuite(name: "event_log", run: runEventLogBenchmark),
+        MicroSuite(name: "intake", run: runIntakeBenchmark),
     ]
 }
