@@ -70,7 +70,7 @@ func runIntakeBenchmark(quick: Bool) -> SuiteResult {
         }
         own.removeAll()
         // Every member finished everything it was sent: the common sweep.
-        deferred.sweep({ _, _, _, _ in .finished }, allFinished: { _, _, _ in true },
+        deferred.sweep({ _, _, _, _ in .finished }, whole: { _, _, _, _ in .finished },
                        finished: { events in tracker.finished(all: events) },
                        removed: { events, i, _ in tracker.finished(events.seqs[i], generation: 0) })
         live.update(lines)

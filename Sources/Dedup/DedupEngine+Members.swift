@@ -108,9 +108,12 @@ extension DedupEngine {
             case .pending: return now &- since < patience ? .hold : .takeOver
             case .unknown: return .claim
             }
-        }, allFinished: { member, view, seqs in
-            // Logged one by one when each event is logged.
-            !logEach && states[member]?.provesFinished(seqs, view: view) == true
+        }, whole: { member, view, since, seqs in
+            guard let state = states[member] else { return nil }
+            // Finished events are logged one by one when each event is logged.
+            if !logEach && state.provesFinished(seqs, view: view) { return .finished }
+            if now &- since < patience && state.provesPending(seqs, view: view) { return .hold }
+            return nil
         }, finished: { events in
             finished += events.count
             tracker.finished(all: events)

@@ -83,23 +83,48 @@ package struct DeferList {
         case takeOver
     }
 
+    /// What a member's state says of every event a chunk holds for it, asked once per
+    /// chunk: all finished, all still its own to finish in time, or neither (each event
+    /// is then decided on its own).
+    package enum ChunkVerdict {
+        case finished, hold
+    }
+
     /// Hands each event `decide` does not hold to `removed` with the verdict, and keeps
-    /// the rest. A chunk none of whose events is settled yet is first offered whole:
-    /// when `allFinished` vouches, for each member it holds events for, for every seq in
-    /// its range, the chunk goes to `finished` at once (the common case: members finish
-    /// in seq order) without a verdict per event.
+    /// the rest. Each chunk is first asked about per member it holds events for, over
+    /// the chunk's whole seq range (`whole`; nil means ask per event): when every member
+    /// vouches for all of it the chunk goes to `finished` at once, and when every member
+    /// still has all of it in hand the chunk is kept as it is. Members finish in seq
+    /// order, so most chunks are one or the other, and a sweep (every poll tick) costs
+    /// per chunk, not per event held.
     package mutating func sweep(_ decide: (_ seq: UInt64, _ member: Int, _ view: UInt64, _ since: UInt64) -> Verdict,
-                        allFinished: (_ member: Int, _ view: UInt64, _ seqs: ClosedRange<UInt64>) -> Bool,
-                        finished: (EventSet) -> Void,
-                        removed: (EventSet, Int, Verdict) -> Void) {
+                                whole: (_ member: Int, _ view: UInt64, _ since: UInt64, _ seqs: ClosedRange<UInt64>) -> ChunkVerdict?,
+                                finished: (EventSet) -> Void,
+                                removed: (EventSet, Int, Verdict) -> Void) {
         var kept: [Chunk] = []
         kept.reserveCapacity(chunks.count)
+        // By member index: a chunk asks about members 0..<64 (see `Chunk.memberBits`).
+        var verdicts = [ChunkVerdict?](repeating: nil, count: 64)
         for index in chunks.indices {
             // Moved out, not copied, so its storage can go back to the pool unshared.
             var chunk = Chunk(view: 0, since: 0)
             swap(&chunk, &chunks[index])
-            if chunk.settled == 0, !chunk.manyMembers, chunk.lowest <= chunk.highest,
-               Self.members(chunk.memberBits).allSatisfy({ allFinished($0, chunk.view, chunk.lowest...chunk.highest) }) {
+            var allFinished = !chunk.manyMembers
+            var allHold = !chunk.manyMembers
+            for i in verdicts.indices { verdicts[i] = nil }
+            if !chunk.manyMembers {
+                for member in Self.members(chunk.memberBits) {
+                    let verdict = whole(member, chunk.view, chunk.since, chunk.lowest...chunk.highest)
+                    verdicts[member] = verdict
+                    allFinished = allFinished && verdict == .finished
+                    allHold = allHold && verdict == .hold
+                }
+            }
+            if allHold {
+                kept.append(chunk)
+                continue
+            }
+            if allFinished && chunk.settled == 0 {
                 finished(chunk.events)
                 count -= chunk.events.count
                 byteCount -= chunk.events.byteCount
@@ -107,7 +132,13 @@ package struct DeferList {
                 continue
             }
             for i in 0..<chunk.events.count where chunk.members[i] != Self.settledMark {
-                let verdict = decide(chunk.events.seqs[i], chunk.members[i], chunk.view, chunk.since)
+                let member = chunk.members[i]
+                let verdict: Verdict
+                switch member < verdicts.count ? verdicts[member] : nil {
+                case .hold?: continue
+                case .finished?: verdict = .finished
+                case nil: verdict = decide(chunk.events.seqs[i], member, chunk.view, chunk.since)
+                }
                 guard verdict != .hold else { continue }
                 removed(chunk.events, i, verdict)
                 chunk.members[i] = Self.settledMark

@@ -60,6 +60,15 @@ struct MemberState: Equatable {
         return epoch.view == view && epoch.start <= seqs.lowerBound
     }
 
+    /// Whether the state shows every event in `seqs` that the reader classified as this
+    /// member's under `view` still its own to finish: what `proof` says of each seq
+    /// (`pending`), asked once for the range.
+    func provesPending(_ seqs: ClosedRange<UInt64>, view: UInt64) -> Bool {
+        guard seqs.lowerBound > from, seqs.lowerBound > through, active || seqs.upperBound <= highest,
+              let epoch = epochs.first(where: { $0.start <= seqs.upperBound }) else { return false }
+        return epoch.view == view && epoch.start <= seqs.lowerBound
+    }
+
     /// `1|<active 0/1>|<from>|<through>|<highest>|<view hex>:<start>,...|<stream>` (the
     /// stream last: it may hold any character).
     var encoded: [UInt8] {

@@ -1,8 +1,9 @@
 @testable import Dedup
 import XCTest
 
-/// Events held for other members: settled whole when every member they are held for
-/// proves the chunk's seqs finished, else one verdict per event.
+/// Events held for other members: a chunk is settled whole when every member it holds
+/// events for proves its seqs finished, kept whole when every one still has them in
+/// hand, and decided event by event otherwise.
 final class DeferListTests: XCTestCase {
     /// Holds `seqs` in one chunk (one view, one arrival time), each for the member given.
     private func held(_ seqs: [(UInt64, member: Int)]) -> DeferList {
@@ -25,10 +26,11 @@ final class DeferListTests: XCTestCase {
         list.sweep({ _, _, _, _ in
             XCTFail("no event is asked about on its own")
             return .hold
-        }, allFinished: { member, view, seqs in
+        }, whole: { member, view, since, seqs in
             XCTAssertEqual(view, 9)
+            XCTAssertEqual(since, 1)
             asked.append((member, seqs))
-            return true
+            return .finished
         }, finished: { events in
             settled += events.seqs
         }, removed: { _, _, _ in XCTFail("nothing is removed one by one") })
@@ -44,7 +46,7 @@ final class DeferListTests: XCTestCase {
         var finished: [UInt64] = []
         list.sweep({ seq, member, _, _ in
             member == 0 ? .finished : .hold
-        }, allFinished: { member, _, _ in member == 0 }, finished: { _ in
+        }, whole: { _, _, _, _ in nil }, finished: { _ in
             XCTFail("member 1 cannot vouch for the chunk")
         }, removed: { events, i, verdict in
             XCTAssertEqual(verdict, .finished)
@@ -55,11 +57,41 @@ final class DeferListTests: XCTestCase {
 
         // A chunk partly settled is never settled whole: its settled events are gone.
         var later: [UInt64] = []
-        list.sweep({ _, _, _, _ in .finished }, allFinished: { _, _, _ in
-            XCTFail("a partly settled chunk is decided event by event")
-            return true
-        }, finished: { _ in XCTFail("not whole") }, removed: { events, i, _ in later.append(events.seqs[i]) })
+        list.sweep({ _, _, _, _ in
+            XCTFail("the member's verdict on the chunk stands for each event")
+            return .hold
+        }, whole: { _, _, _, _ in .finished }, finished: { _ in
+            XCTFail("a partly settled chunk is settled event by event")
+        }, removed: { events, i, verdict in
+            XCTAssertEqual(verdict, .finished)
+            later.append(events.seqs[i])
+        })
         XCTAssertEqual(later, [12, 15])
         XCTAssertTrue(list.isEmpty)
+    }
+
+    func testAChunkEveryMemberStillHasInHandIsKeptWithoutAVerdictPerEvent() {
+        var list = held([(21, 0), (22, 1), (23, 0)])
+        list.sweep({ _, _, _, _ in
+            XCTFail("no event is asked about on its own")
+            return .finished
+        }, whole: { _, _, _, _ in .hold }, finished: { _ in XCTFail("nothing is finished") },
+        removed: { _, _, _ in XCTFail("nothing is removed") })
+        XCTAssertEqual(list.count, 3)
+
+        // One member done with its part, the other not: each of the first one's events
+        // goes as finished, the other's stay.
+        var finished: [UInt64] = []
+        list.sweep({ _, _, _, _ in
+            XCTFail("both members gave a verdict on the whole chunk")
+            return .claim
+        }, whole: { member, _, _, _ in member == 0 ? .finished : .hold }, finished: { _ in
+            XCTFail("member 1 has not finished")
+        }, removed: { events, i, verdict in
+            XCTAssertEqual(verdict, .finished)
+            finished.append(events.seqs[i])
+        })
+        XCTAssertEqual(finished, [21, 23])
+        XCTAssertEqual(list.count, 1)
     }
 }

@@ -73,6 +73,26 @@ final class MembershipTests: XCTestCase {
         }
     }
 
+    func testAStateProvesARangePendingOnlyWhenItWouldSayPendingOfEverySeqInIt() {
+        let state = MemberState(stream: "s1", from: 100, through: 500,
+                                epochs: [.init(view: 7, start: 300), .init(view: 5, start: 150)])
+        XCTAssertTrue(state.provesPending(501...900, view: 7))
+        XCTAssertFalse(state.provesPending(500...900, view: 7), "500 is finished")
+        XCTAssertFalse(state.provesPending(501...900, view: 5), "classified under another view")
+        let cutOff = MemberState(stream: "s1", active: false, from: 100, through: 500, highest: 600,
+                                 epochs: [.init(view: 7, start: 300)])
+        XCTAssertTrue(cutOff.provesPending(501...600, view: 7), "received: it finishes its own share")
+        XCTAssertFalse(cutOff.provesPending(550...601, view: 7), "601 was never received, and will not be")
+        for state in [state, cutOff] {
+            for range in [501...900, 500...900, 501...600, 550...601, 200...250, 90...95] as [ClosedRange<UInt64>] {
+                for view: UInt64 in [5, 7] {
+                    let each = range.allSatisfy { state.proof(seq: $0, view: view) == .pending }
+                    XCTAssertEqual(state.provesPending(range, view: view), each, "\(range) under \(view)")
+                }
+            }
+        }
+    }
+
     func testAStateReadsBackAsWritten() {
         let state = MemberState(stream: "ab|cd", from: 3, through: 99,
                                 epochs: [.init(view: .max, start: 50), .init(view: 0x1234, start: 4)])
