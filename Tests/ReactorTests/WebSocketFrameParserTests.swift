@@ -92,6 +92,20 @@ final class WebSocketFrameParserTests: XCTestCase {
         XCTAssertEqual(parse(client, Array(big[..<9])).0, .needMore)
     }
 
+    func testAFrameCutShortTellsItsWholeLengthOnceItsHeaderIsThere() {
+        for (payload, masked, form) in [(5, true, 7), (300, true, 16), (70_000, false, 64), (0, false, 64)] {
+            let frame = RawFrame.make(opcode: 2, payload: Array(repeating: 7, count: payload), mask: masked ? mask : nil,
+                                      lengthForm: form)
+            let header = (form == 7 ? 2 : form == 16 ? 4 : 10) + (masked ? 4 : 0)
+            for cut in [0, 1, header - (masked ? 5 : 1), header, frame.count - 1, frame.count] where cut >= 0 {
+                let length = Array(frame[..<cut]).withUnsafeBytes { server.frameLength($0) }
+                // The length bytes are what it needs; the mask key it may still miss.
+                let known = cut >= header - (masked ? 4 : 0)
+                XCTAssertEqual(length, known ? frame.count : nil, "payload \(payload), cut at \(cut)")
+            }
+        }
+    }
+
     func testReservedBitsAreAProtocolError() {
         for rsv: UInt8 in [1, 2, 4, 7] {
             XCTAssertEqual(parse(client, RawFrame.make(rsv: rsv, opcode: 1, payload: [])).0, .error(.reservedBitsSet))

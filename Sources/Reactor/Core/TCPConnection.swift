@@ -31,6 +31,11 @@ public final class TCPConnection: IOHandler, Flushable {
     private(set) var fd: Int32
     private(set) var state: State
     private var inbound: ByteBuffer?
+    /// How many bytes the delegate waits for in all, counted from the first kept one (0:
+    /// unknown); the missing ones are read straight into `inbound`.
+    private var keptWanted = 0
+    /// Room held at once for what a delegate waits for, at most.
+    static let largestReadAhead = 4 << 20
     private var _outbound: ByteBuffer?
     private var flushScheduled = false
     /// True between `pauseReading()` and `resumeReading()`.
@@ -196,6 +201,29 @@ public final class TCPConnection: IOHandler, Flushable {
         let buffer = loop.receiveBuffer
         // A few reads per event at most, so one fast peer cannot starve the others.
         for _ in 0..<4 {
+            if let kept = inbound, keptWanted > kept.readableBytes {
+                // The rest of what the delegate waits for goes straight into the kept bytes.
+                let missing = keptWanted - kept.readableBytes
+                var n = 0
+                kept.writeWithUnsafeMutableBytes(minimumCapacity: missing) { space in
+                    n = Glibc.read(fd, space.baseAddress!, missing)
+                    return max(n, 0)
+                }
+                if n > 0 {
+                    lastActivityNanos = monotonicNanos()
+                    if n == missing { offerKept() }
+                    if n < missing || state != .open || readingPaused { return }
+                    continue
+                }
+                if n == 0 {
+                    finish(error: nil)
+                    return
+                }
+                let err = errno
+                if err == EAGAIN || err == EWOULDBLOCK || err == EINTR { return }
+                finish(error: SocketError(errno: err, operation: "read"))
+                return
+            }
             let n = Glibc.read(fd, buffer.baseAddress!, buffer.count)
             if n > 0 {
                 lastActivityNanos = monotonicNanos()
@@ -224,9 +252,11 @@ public final class TCPConnection: IOHandler, Flushable {
         let consumed = offer(fresh)
         if consumed < fresh.count && state == .open {
             let rest = UnsafeRawBufferPointer(rebasing: fresh[consumed...])
-            let kept = inbound ?? ByteBuffer(capacity: max(4096, rest.count))
+            let wanted = wantedOfDelegate(keeping: rest.count)
+            let kept = inbound ?? ByteBuffer(capacity: max(4096, rest.count, wanted))
             kept.write(rest)
             inbound = kept
+            keptWanted = wanted
         }
     }
 
@@ -236,7 +266,16 @@ public final class TCPConnection: IOHandler, Flushable {
         if state == .open || state == .connecting {
             kept.moveReaderIndex(forwardBy: consumed)
         }
+        keptWanted = kept.isEmpty ? 0 : wantedOfDelegate(keeping: kept.readableBytes)
         releaseInboundIfLarge()
+    }
+
+    /// What the delegate says it needs in all, when that is more than the `kept` bytes it
+    /// left and small enough to hold room for at once; else 0 (read as it comes).
+    private func wantedOfDelegate(keeping kept: Int) -> Int {
+        guard state == .open, let wanted = delegate?.connectionBytesWanted(self),
+              wanted > kept, wanted <= Self.largestReadAhead else { return 0 }
+        return wanted
     }
 
     /// Offers bytes until the delegate stops consuming; follows a delegate swap at once.

@@ -7,6 +7,12 @@ public protocol TCPConnectionDelegate: AnyObject {
     /// call has the leftover bytes offered to the new delegate at once (protocol upgrade).
     func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeMutableRawBufferPointer) -> Int
 
+    /// Asked after `connectionDidRead` consumed less than it was offered: how many bytes,
+    /// counted from the first one it left, it needs before it can consume more (0: it
+    /// cannot tell). The connection then keeps room for all of them at once and reads the
+    /// rest straight into it, instead of through the loop's shared buffer and a copy.
+    func connectionBytesWanted(_ connection: TCPConnection) -> Int
+
     /// A client connection finished its TCP handshake.
     func connectionDidConnect(_ connection: TCPConnection)
 
@@ -23,6 +29,7 @@ public protocol TCPConnectionDelegate: AnyObject {
 }
 
 extension TCPConnectionDelegate {
+    public func connectionBytesWanted(_ connection: TCPConnection) -> Int { 0 }
     public func connectionDidConnect(_ connection: TCPConnection) {}
     public func connectionWritabilityChanged(_ connection: TCPConnection) {}
     public func connectionDeadlinePassed(_ connection: TCPConnection) { connection.expire("deadline") }

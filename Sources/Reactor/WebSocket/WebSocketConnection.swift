@@ -48,6 +48,8 @@ public final class WebSocketConnection: TCPConnectionDelegate {
     public private(set) var protocolError: WebSocketProtocolError?
 
     let parser: WebSocketFrameParser
+    /// The length of the frame the last read stopped short of (0: its header was not all there).
+    private var bytesWanted = 0
     /// Fragments of the data message in progress (nil when none).
     private var fragmentOpcode: WebSocketOpcode?
     private var fragments: ByteBuffer?
@@ -102,6 +104,7 @@ public final class WebSocketConnection: TCPConnectionDelegate {
             let limit = configuration.maxMessageSize - (fragments?.readableBytes ?? 0)
             switch parser.parse(rest, limit: limit) {
             case .needMore:
+                bytesWanted = parser.frameLength(UnsafeRawBufferPointer(rest)) ?? 0
                 return offset
             case .error(let error):
                 fail(error)
@@ -113,6 +116,10 @@ public final class WebSocketConnection: TCPConnectionDelegate {
         }
         return offset
     }
+
+    /// The rest of the frame it stopped at: read straight into the connection's kept
+    /// bytes, not through the loop's shared buffer and a copy.
+    public func connectionBytesWanted(_ connection: TCPConnection) -> Int { bytesWanted }
 
     public func connectionWritabilityChanged(_ connection: TCPConnection) {
         delegate?.webSocketWritabilityChanged(self)

@@ -88,6 +88,29 @@ public struct WebSocketFrameParser: Sendable {
 
     public init(role: WebSocketRole) { self.role = role }
 
+    /// The length of the frame at the start of `bytes`, header included, once its header
+    /// is all there (nil before): what a reader still short of a frame needs in all. Not a
+    /// validation; `parse` judges the frame.
+    public func frameLength(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.count >= 2, let base = bytes.baseAddress else { return nil }
+        let masked = base.load(fromByteOffset: 1, as: UInt8.self) & 0x80 != 0
+        let len7 = Int(base.load(fromByteOffset: 1, as: UInt8.self) & 0x7F)
+        var headerLength = 2
+        var length = len7
+        if len7 == 126 {
+            guard bytes.count >= 4 else { return nil }
+            length = Int(UInt16(bigEndian: base.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+            headerLength = 4
+        } else if len7 == 127 {
+            guard bytes.count >= 10 else { return nil }
+            let wide = UInt64(bigEndian: base.loadUnaligned(fromByteOffset: 2, as: UInt64.self))
+            guard wide < 1 << 62 else { return nil }
+            length = Int(wide)
+            headerLength = 10
+        }
+        return headerLength + (masked ? 4 : 0) + length
+    }
+
     /// Parses the frame at the start of `bytes`, unmasking its payload in place when complete.
     ///
     /// - Parameter limit: the largest payload this frame may carry (the message size limit
