@@ -21,7 +21,9 @@ extension DedupEngine {
     /// Publishes our state (when it changed, and at least every quarter of a claim's
     /// lifetime so it never expires while we live), then reads the members' states.
     /// Busy, every poll tick; idle, every 200 ms, or more often when a quarter of a claim's
-    /// lifetime is shorter (our state must be renewed before it expires).
+    /// lifetime is shorter (our state must be renewed before it expires). While intake is
+    /// paused on events held for others, polls follow each other every 2 ms or so instead
+    /// (see `membersRead`): the others' proofs are what lets intake go on.
     func pollMembers() {
         guard redisUp, !stopping, !membersPollInFlight else { return }
         let now = loop.nowNanos
@@ -58,7 +60,11 @@ extension DedupEngine {
         }
     }
 
-    private func heartbeat(now: UInt64) {
+    /// Publishes our state when it changed, and at least every quarter of a claim's
+    /// lifetime. Called on the poll tick and as soon as a batch of ours is stored, so the
+    /// members holding our events see them finished without waiting for our next tick.
+    func heartbeat(now: UInt64) {
+        guard redisUp, !stopping else { return }
         let state = membership.state(from: receivedFrom, through: ownThrough, highest: tracker.highest).encoded
         let every = UInt64(max(settings.lockTTLMillis / 4, 20)) * 1_000_000
         guard state != publishedState || now &- lastHeartbeat >= every else { return }
@@ -66,6 +72,11 @@ extension DedupEngine {
         lastHeartbeat = now
         redis.command([Array("SET".utf8), Membership.key(membership.me), state, Array("PX".utf8),
                        Array(String(settings.lockTTLMillis).utf8)]) { _ in }
+        // The set needs us back only after our state expired and was pruned, or after Redis
+        // lost it: a fifth of a second is soon enough, and every heartbeat would be 2 in 3
+        // of our commands while our state changes with every stored batch.
+        guard now &- lastJoined >= min(every, 200_000_000) || lastJoined == 0 else { return }
+        lastJoined = now
         redis.command([Array("SADD".utf8), Membership.setKey, membership.me]) { _ in }
     }
 
@@ -83,6 +94,17 @@ extension DedupEngine {
             logger.info("\(role) among \(names.count) listener(s) on stream \(membership.stream.isEmpty ? "(unknown)" : membership.stream): \(names.joined(separator: ", "))")
         }
         sweepDeferred()
+        updateFlow()
+        // Paused with events held for others: read their states again shortly rather than
+        // on the next tick, since only their proofs let intake go on.
+        if !flowOpen && !deferred.isEmpty && !membersPollQueued && !stopping {
+            membersPollQueued = true
+            loop.schedule(in: .milliseconds(2)) { [weak self] in
+                guard let self else { return }
+                self.membersPollQueued = false
+                self.pollMembers()
+            }
+        }
     }
 
     /// Drops the deferred events their member shows finished, and claims those it cannot

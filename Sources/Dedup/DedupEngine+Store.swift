@@ -170,6 +170,7 @@ extension DedupEngine {
             eventLog.event("stored", now: now, "stored seq=\(batch.events.seqs[i]) event_id=\(batch.events.idString(i))")
         }
         markDone(batch)
+        if membership.isSharing { heartbeat(now: now) }
     }
 
     private func markDone(_ batch: WorkBatch) {

@@ -78,6 +78,10 @@ package final class DedupEngine {
     var lastMembersPoll: UInt64 = 0
     var publishedState: [UInt8] = []
     var lastHeartbeat: UInt64 = 0
+    /// When we last added ourselves to the member set (renewed with the heartbeat's TTL).
+    var lastJoined: UInt64 = 0
+    /// A members poll is scheduled to follow the one in flight (intake paused on held events).
+    var membersPollQueued = false
     /// Claim values other than the live one with claims possibly still in our hands, and
     /// the mark that says "all finished" once none is.
     var closedScopes: [[UInt8]] = []
