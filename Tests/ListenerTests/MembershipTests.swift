@@ -65,12 +65,8 @@ final class MembershipTests: XCTestCase {
         XCTAssertFalse(state.provesFinished(200...400, view: 5), "400 was classified under another view")
         XCTAssertFalse(state.provesFinished(100...200, view: 5), "100 was never received in this life")
         XCTAssertFalse(state.provesFinished(120...140, view: 5), "older than every view it lists")
-        for range in [300...500, 150...299, 299...400, 200...400, 120...140, 420...501] as [ClosedRange<UInt64>] {
-            for view: UInt64 in [5, 7] {
-                let each = range.allSatisfy { state.proof(seq: $0, view: view) == .finished }
-                XCTAssertEqual(state.provesFinished(range, view: view), each, "\(range) under \(view)")
-            }
-        }
+        assertEachRangeAgreesSeqBySeq([state], [300...500, 150...299, 299...400, 200...400, 120...140, 420...501],
+                                      .finished) { $0.provesFinished($1, view: $2) }
     }
 
     func testAStateProvesARangePendingOnlyWhenItWouldSayPendingOfEverySeqInIt() {
@@ -83,11 +79,21 @@ final class MembershipTests: XCTestCase {
                                  epochs: [.init(view: 7, start: 300)])
         XCTAssertTrue(cutOff.provesPending(501...600, view: 7), "received: it finishes its own share")
         XCTAssertFalse(cutOff.provesPending(550...601, view: 7), "601 was never received, and will not be")
-        for state in [state, cutOff] {
-            for range in [501...900, 500...900, 501...600, 550...601, 200...250, 90...95] as [ClosedRange<UInt64>] {
+        assertEachRangeAgreesSeqBySeq([state, cutOff], [501...900, 500...900, 501...600, 550...601, 200...250, 90...95],
+                                      .pending) { $0.provesPending($1, view: $2) }
+    }
+
+    /// What a state says of a whole range, under views 5 and 7, is what `proof` says of
+    /// each of its seqs: `each` for all of them, or not.
+    private func assertEachRangeAgreesSeqBySeq(_ states: [MemberState], _ ranges: [ClosedRange<UInt64>],
+                                               _ each: MemberState.Proof,
+                                               _ answer: (MemberState, ClosedRange<UInt64>, UInt64) -> Bool,
+                                               line: UInt = #line) {
+        for state in states {
+            for range in ranges {
                 for view: UInt64 in [5, 7] {
-                    let each = range.allSatisfy { state.proof(seq: $0, view: view) == .pending }
-                    XCTAssertEqual(state.provesPending(range, view: view), each, "\(range) under \(view)")
+                    let expected = range.allSatisfy { state.proof(seq: $0, view: view) == each }
+                    XCTAssertEqual(answer(state, range, view), expected, "\(range) under \(view)", line: line)
                 }
             }
         }

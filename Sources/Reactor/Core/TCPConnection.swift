@@ -201,41 +201,38 @@ public final class TCPConnection: IOHandler, Flushable {
         let buffer = loop.receiveBuffer
         // A few reads per event at most, so one fast peer cannot starve the others.
         for _ in 0..<4 {
+            let asked: Int
+            var n = 0
+            var err: Int32 = 0
             if let kept = inbound, keptWanted > kept.readableBytes {
                 // The rest of what the delegate waits for goes straight into the kept bytes.
-                let missing = keptWanted - kept.readableBytes
-                var n = 0
-                kept.writeWithUnsafeMutableBytes(minimumCapacity: missing) { space in
-                    n = Glibc.read(fd, space.baseAddress!, missing)
+                asked = keptWanted - kept.readableBytes
+                kept.writeWithUnsafeMutableBytes(minimumCapacity: asked) { space in
+                    n = Glibc.read(fd, space.baseAddress!, asked)
+                    err = errno
                     return max(n, 0)
                 }
                 if n > 0 {
                     lastActivityNanos = monotonicNanos()
-                    if n == missing { offerKept() }
-                    if n < missing || state != .open || readingPaused { return }
-                    continue
+                    if n == asked { offerKept() }
                 }
-                if n == 0 {
-                    finish(error: nil)
-                    return
+            } else {
+                asked = buffer.count
+                n = Glibc.read(fd, buffer.baseAddress!, asked)
+                err = errno
+                if n > 0 {
+                    lastActivityNanos = monotonicNanos()
+                    deliver(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
                 }
-                let err = errno
-                if err == EAGAIN || err == EWOULDBLOCK || err == EINTR { return }
-                finish(error: SocketError(errno: err, operation: "read"))
-                return
             }
-            let n = Glibc.read(fd, buffer.baseAddress!, buffer.count)
             if n > 0 {
-                lastActivityNanos = monotonicNanos()
-                deliver(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
-                if n < buffer.count || state != .open || readingPaused { return }
+                if n < asked || state != .open || readingPaused { return }
                 continue
             }
             if n == 0 {
                 finish(error: nil)
                 return
             }
-            let err = errno
             if err == EAGAIN || err == EWOULDBLOCK || err == EINTR { return }
             finish(error: SocketError(errno: err, operation: "read"))
             return
