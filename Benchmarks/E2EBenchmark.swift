@@ -43,6 +43,9 @@ struct E2EOptions {
     var latencyRate: Int?
     /// Read-only subscribers beside one listener in an extra scaling pass (0: none).
     var bystanders = 0
+    /// How many times the scaling passes run, the counts alternating; more than one judges
+    /// each count by its median rate.
+    var rounds = 1
 
     var effectiveEvents: Int { quick && !eventsGiven ? 20_000 : events }
 

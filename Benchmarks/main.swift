@@ -1,7 +1,7 @@
 import Foundation
 
 /// `swift run -c release Benchmarks [micro|e2e] [--quick] [--only SUITE] [--events N]
-/// [--listeners N[,N...]] [--bystanders N] [--duplicates F] [--bin-dir DIR] [--output DIR]`
+/// [--listeners N[,N...]] [--bystanders N] [--rounds N] [--duplicates F] [--bin-dir DIR] [--output DIR]`
 /// With no mode: the micro suites, then the end-to-end run. Prints a live rate while each
 /// phase runs, then a table, and writes `.build/benchmarks/latest.json` (plus a timestamped
 /// copy) with every figure, the machine and the commit.
@@ -29,6 +29,9 @@ struct Options {
           --bystanders N     e2e, with --listeners 1,...: one more pass, 1 listener and N
                              subscribers that only read the stream beside it (what adding
                              subscribers costs when they claim nothing)
+          --rounds N         e2e, with --listeners 1,2,4: the scaling passes N times over
+                             (1, 2, 4, 1, 2, 4, ...), the ratio bars judged on each
+                             count's median rate (this machine's speed drifts)
           --latency-rate R   e2e: published events/s of the latency pass
                              (default: half the rate the throughput pass sustained)
           --bin-dir DIR      e2e: use DIR/producer and DIR/listener as they are
@@ -71,6 +74,9 @@ struct Options {
             case "--bystanders":
                 guard let n = Int(value(arg)), (1...25).contains(n) else { fail("--bystanders must be 1...25") }
                 options.e2e.bystanders = n
+            case "--rounds":
+                guard let n = Int(value(arg)), (1...9).contains(n) else { fail("--rounds must be 1...9") }
+                options.e2e.rounds = n
             case "--bin-dir": options.e2e.binDir = value(arg)
             case "--output": options.output = value(arg)
             case "--help", "-h":
@@ -83,6 +89,9 @@ struct Options {
         options.e2e.quick = options.quick
         if options.e2e.bystanders > 0 && options.e2e.listenerCounts.first != 1 {
             fail("--bystanders compares with the 1-listener pass: list 1 in --listeners")
+        }
+        if options.e2e.rounds > 1 && !options.e2e.scaling {
+            fail("--rounds repeats the scaling passes: list several counts in --listeners")
         }
         if let only = options.only, !suites.contains(only) { fail("unknown suite '\(only)'; suites: \(suites.joined(separator: ", "))") }
         return options

@@ -3,7 +3,7 @@ import Glibc
 import TestSupport
 import XCTest
 
-/// `Benchmarks e2e --quick --listeners 1,2` (20,000 events a pass) with the already built
+/// `Benchmarks e2e --quick --listeners 1,2 --rounds 2` (20,000 events a pass) with the already built
 /// producer and listener: its own Redis and PostgreSQL, the ceilings, the throughput pass
 /// with 1 and with 2 listeners (the scaling table), the reads, latency and durable passes.
 /// Asserts correctness only — exit 0, exactly once in every pass, the JSON report written
@@ -23,7 +23,7 @@ final class BenchmarkQuickTests: XCTestCase {
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: benchmarks)
-        process.arguments = ["e2e", "--quick", "--listeners", "1,2", "--bin-dir", binDir, "--output", out + "/report"]
+        process.arguments = ["e2e", "--quick", "--listeners", "1,2", "--rounds", "2", "--bin-dir", binDir, "--output", out + "/report"]
         process.currentDirectoryURL = Self.root
         process.standardOutput = log
         process.standardError = log
@@ -108,6 +108,16 @@ final class BenchmarkQuickTests: XCTestCase {
                        suites["e2e_throughput"]?["distinct_stored_per_sec"] as? Double, "the 2-listener row is the throughput pass")
         for bar in ["bar_2_listeners_at_least_0_9_of_1_met", "bar_2_listeners_150k_distinct_per_sec_met", "bar_listener_rss_under_24mib_met"] {
             XCTAssertNotNil(scaling[bar] as? Int, bar)
+        }
+        // Two rounds: every count's rate per round, and the bars judged on the medians.
+        XCTAssertTrue(output.contains("rounds (the counts alternating") && output.contains("(medians of 2 rounds)"), output)
+        XCTAssertEqual(scaling["rounds"] as? Int, 2)
+        for count in [1, 2] {
+            let row = "listeners_\(count)_"
+            let first = try XCTUnwrap(scaling[row + "round_1_distinct_stored_per_sec"] as? Double, row)
+            let second = try XCTUnwrap(scaling[row + "round_2_distinct_stored_per_sec"] as? Double, row)
+            XCTAssertEqual(first, scaling[row + "distinct_stored_per_sec"] as? Double, "round 1 is the table's row")
+            XCTAssertEqual(scaling[row + "median_distinct_stored_per_sec"] as? Double ?? 0, (first + second) / 2, accuracy: 1e-6, row)
         }
         // The timestamped copy next to latest.json.
         let files = try FileManager.default.contentsOfDirectory(atPath: out + "/report")
