@@ -78,7 +78,7 @@ package final class DedupEngine {
     var lastMembersPoll: UInt64 = 0
     var publishedState: [UInt8] = []
     var lastHeartbeat: UInt64 = 0
-    /// When we last added ourselves to the member set (renewed with the heartbeat's TTL).
+    /// When we last added ourselves to the member set (again at most every 200 ms, see `heartbeat`).
     var lastJoined: UInt64 = 0
     /// A members poll is scheduled to follow the one in flight (intake paused on held events).
     var membersPollQueued = false
