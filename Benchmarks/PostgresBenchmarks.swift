@@ -178,11 +178,11 @@ private func payloadLength(_ payload: UnsafeMutableRawPointer) -> Int {
     strlen(payload.assumingMemoryBound(to: CChar.self))
 }
 
-private func runSQL(_ loop: EventLoop, _ connection: PostgresConnection, _ sql: String) throws {
+func runSQL(_ loop: EventLoop, _ connection: PostgresConnection, _ sql: String) throws {
     _ = try scalarResult(loop, connection, sql)
 }
 
-private func scalar(_ loop: EventLoop, _ connection: PostgresConnection, _ sql: String) throws -> String {
+func scalar(_ loop: EventLoop, _ connection: PostgresConnection, _ sql: String) throws -> String {
     try scalarResult(loop, connection, sql).string(0, 0) ?? ""
 }
 
