@@ -52,9 +52,20 @@ extension DedupEngine {
             self.metrics.sharing.set(self.membership.view.names.count)
             self.metrics.watermark.set(Int(clamping: self.tracker.watermark))
             self.metrics.lag.set(Int(clamping: self.tracker.highest - self.tracker.watermark))
+            self.reportClusterRouting()
             self.eventLog.tick(now: self.loop.nowNanos)
             self.schedulePoll()
         }
+    }
+
+    /// Adds the cluster client's redirections and slot map changes since the last tick to
+    /// the metrics (its own counts are plain properties, read on this loop only).
+    private func reportClusterRouting() {
+        guard let cluster = redis as? RedisClusterClient else { return }
+        metrics.redisRedirections.add(cluster.redirections - reportedRedirections)
+        metrics.redisSlotMapUpdates.add(cluster.slotMapUpdates - reportedSlotMapUpdates)
+        reportedRedirections = cluster.redirections
+        reportedSlotMapUpdates = cluster.slotMapUpdates
     }
 
     /// One pipelined GET per owner's progress mark (not one MGET: on a cluster the marks

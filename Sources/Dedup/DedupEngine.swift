@@ -82,6 +82,9 @@ package final class DedupEngine {
     var lastJoined: UInt64 = 0
     /// A members poll is scheduled to follow the one in flight (intake paused on held events).
     var membersPollQueued = false
+    /// The cluster client's redirections and slot maps already added to the metrics.
+    var reportedRedirections = 0
+    var reportedSlotMapUpdates = 0
     /// Claim values other than the live one with claims possibly still in our hands, and
     /// the mark that says "all finished" once none is.
     var closedScopes: [[UInt8]] = []

@@ -17,6 +17,8 @@ package final class ListenerMetrics: Sendable {
     package let storeFailures: Counter
     package let insertStatements: Counter
     package let claimFailures: Counter
+    package let redisRedirections: Counter
+    package let redisSlotMapUpdates: Counter
     package let inFlight: Gauge
     package let inFlightBytes: Gauge
     package let lag: Gauge
@@ -42,6 +44,8 @@ package final class ListenerMetrics: Sendable {
         storeFailures = registry.counter("dedup_store_failures_total", help: "Batch inserts that failed and were retried.")
         insertStatements = registry.counter("dedup_insert_statements_total", help: "INSERT statements sent for events (rows stored per statement: dedup_events_stored_total over this).")
         claimFailures = registry.counter("dedup_claim_failures_total", help: "Claim round trips that failed and were retried.")
+        redisRedirections = registry.counter("dedup_redis_redirections_total", help: "Redis Cluster MOVED and ASK redirections followed (slots migrating, or a stale slot map); 0 on a single node.")
+        redisSlotMapUpdates = registry.counter("dedup_redis_slot_map_updates_total", help: "Redis Cluster slot maps read and applied (at start, and after a redirection or a lost node); 0 on a single node.")
         inFlight = registry.gauge("dedup_events_in_flight", help: "Events received and not yet finished.")
         inFlightBytes = registry.gauge("dedup_events_in_flight_bytes", help: "Event bytes received and not yet finished (bounded by MAX_IN_FLIGHT_BYTES).")
         lag = registry.gauge("dedup_stream_lag_events", help: "Highest seq received minus the watermark: events received and not yet finished, in seq terms.")

@@ -64,6 +64,10 @@ final class RedisClusterSystemTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(migratedMidStream, 4, "slots migrated while the flood ran, the {dedup} slot first")
         let summary = try flood.finish()
         try checkStoredOnce(system, prefix: "rm-", distinct: try XCTUnwrap(summary["distinct"] as? Int))
+        // The migrations show in /metrics: the redirections followed, the maps read again.
+        XCTAssertTrue(waitUntil(5) { system.sum("dedup_redis_redirections_total") > 0 },
+                      "redirections: \(system.sum("dedup_redis_redirections_total"))")
+        XCTAssertGreaterThan(system.sum("dedup_redis_slot_map_updates_total"), 2, "one map each at start, then after migrations")
         try cluster.waitUntilHealthy()
     }
 
