@@ -163,7 +163,7 @@ final class BroadcastHub {
             metrics.bytes.add(run.bytes.count)
             subscriber.cursor = run.lastSeq + 1
         }
-        if subscriber.cursor > ring.lastSeq || socket.isWritable { subscriber.stalledSince = nil }
+        if subscriber.cursor > ring.lastSeq || socket.isWritable { subscriber.stall.clear() }
     }
 
     /// Sends one frame of lines read from the log. Records that fail their checksum (a bad
@@ -211,15 +211,10 @@ final class BroadcastHub {
             guard let self else { return }
             let now = self.loop.nowNanos
             for subscriber in self.subscribers where subscriber.socket.isOpen {
-                let behind = subscriber.cursor <= self.ring.lastSeq
-                if behind && !subscriber.socket.isWritable {
-                    let since = subscriber.stalledSince ?? now
-                    subscriber.stalledSince = since
-                    if now - since >= self.slowClientTimeoutNanos {
-                        self.closeSlow(subscriber, reason: "took no bytes for \(self.slowClientTimeoutNanos / 1_000_000) ms")
-                    }
-                } else {
-                    subscriber.stalledSince = nil
+                let socket = subscriber.socket
+                if subscriber.stall.look(now: now, behind: subscriber.cursor <= self.ring.lastSeq, writable: socket.isWritable,
+                                         cursor: subscriber.cursor, pendingBytes: socket.pendingWriteBytes) {
+                    self.closeSlow(subscriber, reason: "took no bytes for \(self.slowClientTimeoutNanos / 1_000_000) ms")
                 }
             }
             self.scheduleStallCheck()
@@ -236,11 +231,12 @@ final class Subscriber: WebSocketDelegate {
     let peer: String
     /// The next seq to send.
     var cursor: UInt64 = 1
-    var stalledSince: UInt64?
+    var stall: StallWatch
 
     init(socket: WebSocketConnection, hub: BroadcastHub) {
         self.socket = socket
         self.hub = hub
+        stall = StallWatch(timeoutNanos: hub.slowClientTimeoutNanos)
         peer = socket.connection.peerDescription
     }
 
