@@ -29,6 +29,12 @@ struct ChaosOptions: Sendable {
     var maxProducerRSSMiB = 2_048
     /// Print the schedule and exit.
     var dryRun = false
+    /// Redis as a 3-master Redis Cluster instead of one server.
+    var redisCluster = false
+    /// Masters of the cluster `--redis-cluster` starts.
+    static let clusterMasters = 3
+    /// The masters the schedule draws from: 0 without a cluster.
+    var redisNodes: Int { redisCluster ? Self.clusterMasters : 0 }
 
     static let usage = """
         usage: Chaos [options]
@@ -55,6 +61,9 @@ struct ChaosOptions: Sendable {
           --log-level L        the listeners' LOG_LEVEL (default info)
           --max-listener-rss-mib N   memory bound per listener (default 512)
           --max-producer-rss-mib N   memory bound of the producer (default 2048)
+          --redis-cluster      Redis as a 3-master Redis Cluster (append-only files): redis
+                               faults hit one master, slots move mid-stream, and the
+                               listeners reach the nodes directly (no Redis link faults)
           --dry-run            print the schedule for the seed and exit
           --help               this text
 
@@ -65,6 +74,7 @@ struct ChaosOptions: Sendable {
     /// Parses the arguments, or returns an error line naming the bad one.
     static func parse(_ arguments: [String]) -> Result<ChaosOptions, ChaosUsageError> {
         var options = ChaosOptions()
+        var allFaults = false
         var i = 0
         func value(_ name: String) throws(ChaosUsageError) -> String {
             i += 1
@@ -101,9 +111,10 @@ struct ChaosOptions: Sendable {
                 case "--max-listener-rss-mib": options.maxListenerRSSMiB = try number(arg, 16...65_536)
                 case "--max-producer-rss-mib": options.maxProducerRSSMiB = try number(arg, 16...65_536)
                 case "--dry-run": options.dryRun = true
+                case "--redis-cluster": options.redisCluster = true
                 case "--faults":
                     let text = try value(arg)
-                    if text == "all" { options.faults = FaultKind.allCases } else if text == "none" { options.faults = [] } else {
+                    if text == "all" { allFaults = true } else if text == "none" { options.faults = [] } else {
                         var kinds: [FaultKind] = []
                         for name in text.split(separator: ",") {
                             guard let kind = FaultKind(rawValue: String(name)) else {
@@ -118,6 +129,10 @@ struct ChaosOptions: Sendable {
                 }
                 i += 1
             }
+            if allFaults { options.faults = FaultKind.allCases.filter { !$0.needsRedisCluster || options.redisCluster } }
+            if !options.redisCluster, let needing = options.faults?.first(where: \.needsRedisCluster) {
+                throw ChaosUsageError("\(needing.rawValue) needs --redis-cluster")
+            }
         } catch {
             return .failure(error)
         }
@@ -127,7 +142,9 @@ struct ChaosOptions: Sendable {
     /// The fault kinds this run draws from, given what the producer supports.
     func kinds(producerHasDataDir: Bool) -> [FaultKind] {
         if let faults { return faults }
-        return FaultKind.allCases.filter { !$0.needsDurableProducer || producerHasDataDir }
+        return FaultKind.allCases.filter {
+            (!$0.needsDurableProducer || producerHasDataDir) && (!$0.needsRedisCluster || redisCluster)
+        }
     }
 }
 

@@ -28,6 +28,7 @@ final class ChaosRun {
         if options.maxBatch != ChaosOptions().maxBatch { parts.append("--max-batch \(options.maxBatch)") }
         if options.gap != ChaosOptions().gap { parts.append("--gap \(options.gap.lowerBound),\(options.gap.upperBound)") }
         if options.processDelayMillis != ChaosOptions().processDelayMillis { parts.append("--process-delay-ms \(options.processDelayMillis)") }
+        if options.redisCluster { parts.append("--redis-cluster") }
         return parts.joined(separator: " ")
     }
 
@@ -43,8 +44,10 @@ final class ChaosRun {
         print("chaos: replay with: \(replayCommand)")
         let warmupSeconds = min(5, options.seconds / 6)
         let schedule = FaultSchedule.generate(seed: options.seed, seconds: options.seconds, kinds: kinds,
-                                              listeners: options.listeners, lockTTLMillis: options.lockTTLMillis, gap: options.gap)
+                                              listeners: options.listeners, lockTTLMillis: options.lockTTLMillis, gap: options.gap,
+                                              redisNodes: options.redisNodes)
         print("chaos: binaries \(binaries.origin); producer durable log: \(binaries.producerHasDataDir ? "yes" : "no (producer faults off)")")
+        print("chaos: redis: \(options.redisCluster ? "a Redis Cluster of \(ChaosOptions.clusterMasters) masters, reached directly" : "one redis-server, through each listener's proxy")")
         print("chaos: \(schedule.episodes.count) faults over \(Int(options.seconds)) s from \(kinds.count) kinds:")
         for episode in schedule.episodes { print("  #\(episode.index) +\(formatSeconds(episode.start)) \(episode.label)") }
         if options.dryRun { return true }
@@ -154,7 +157,7 @@ final class ChaosRun {
         let path = try report.write(to: dir)
         print("wrote \(path), \(dir)/timeline.svg, logs in \(logDir)")
         if report.passed { cluster.removeTempDirs() } else {
-            print("kept: PostgreSQL data \(cluster.postgres.dir), Redis \(cluster.redis.dir), producer data \(cluster.dataDir)")
+            print("kept: PostgreSQL data \(cluster.postgres.dir), Redis \(cluster.redisDirs.joined(separator: ", ")), producer data \(cluster.dataDir)")
         }
         return report.passed
     }

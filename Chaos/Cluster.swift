@@ -49,17 +49,20 @@ final class ListenerSlot: @unchecked Sendable {
     var baseID: String { "L\(index)" }
 }
 
-/// The system under test as real processes: Redis (append-only file, fsync always),
-/// PostgreSQL, the producer and N listeners, each listener reaching the producer, Redis and
-/// PostgreSQL through its own fault proxies. Every change goes through `lock`, so the
-/// nemesis and the monitor agree on which process is meant to be up.
+/// The system under test as real processes: Redis (append-only file, fsync always; one
+/// server, or with `--redis-cluster` a 3-master Redis Cluster), PostgreSQL, the producer and
+/// N listeners, each listener reaching the producer, PostgreSQL and a single Redis through
+/// its own fault proxies (a cluster's nodes it reaches directly). Every change goes through
+/// `lock`, so the nemesis and the monitor agree on which process is meant to be up.
 final class Cluster: @unchecked Sendable {
     let options: ChaosOptions
     let binaries: ChaosBinaries
     let clock: RunClock
     let logDir: String
     let lock = NSRecursiveLock()
-    let redis: RedisTestServer
+    /// The Redis servers: the one server, or the cluster's masters (node i is `redisCluster.nodes[i]`).
+    let redisServers: [RedisTestServer]
+    let redisCluster: RedisClusterTestServer?
     let postgres: PostgresTestServer
     let httpPort = TestServers.freePort()
     let wsPort = TestServers.freePort()
@@ -68,7 +71,10 @@ final class Cluster: @unchecked Sendable {
     private(set) var producerLives = 0
     var producerExpectedDown = false
     var producerMaxRSS = 0
-    var redisExpectedDown = false
+    /// Indexes in `redisServers` the nemesis has down.
+    var redisDown: Set<Int> = []
+    /// The slot migration in progress, if any.
+    private var migration: SlotMigration?
     var postgresExpectedDown = false
     private(set) var slots: [ListenerSlot] = []
     /// Processes that exited without the nemesis asking, and other things no fault explains.
@@ -79,7 +85,15 @@ final class Cluster: @unchecked Sendable {
         self.binaries = binaries
         self.clock = clock
         self.logDir = logDir
-        redis = try RedisTestServer(extraArguments: ["--appendonly", "yes", "--appendfsync", "always"])
+        let durable = ["--appendonly", "yes", "--appendfsync", "always"]
+        if options.redisCluster {
+            let cluster = try RedisClusterTestServer(masters: ChaosOptions.clusterMasters, extraArguments: durable)
+            redisCluster = cluster
+            redisServers = cluster.nodes
+        } else {
+            redisCluster = nil
+            redisServers = [try RedisTestServer(extraArguments: durable)]
+        }
         postgres = try PostgresTestServer()
         dataDir = TestServers.makeTempDir("chaos-producer")
     }
@@ -89,9 +103,15 @@ final class Cluster: @unchecked Sendable {
         try startProducer()
         for index in 0..<options.listeners {
             var proxies: [LinkName: FaultProxy] = [:]
-            proxies[.producer] = try FaultProxy(upstreamPort: wsPort)
-            proxies[.redis] = try FaultProxy(upstreamPort: redis.port)
-            proxies[.postgres] = try FaultProxy(upstreamPort: postgres.port)
+            for link in LinkName.proxied(redisCluster: redisCluster != nil) {
+                let upstream: Int
+                switch link {
+                case .producer: upstream = wsPort
+                case .redis: upstream = redisServers[0].port
+                case .postgres: upstream = postgres.port
+                }
+                proxies[link] = try FaultProxy(upstreamPort: upstream)
+            }
             slots.append(ListenerSlot(index: index, port: TestServers.freePort(), proxies: proxies))
         }
         for slot in slots { try startListener(slot.index, newInstanceID: false) }
@@ -142,7 +162,7 @@ final class Cluster: @unchecked Sendable {
         let proxies = slot.proxies
         let env = ["INSTANCE_ID": id, "PORT": "\(slot.port)", "HOST": "127.0.0.1",
                    "PRODUCER_URL": "ws://127.0.0.1:\(proxies[.producer]!.port)/",
-                   "REDIS_URL": "redis://127.0.0.1:\(proxies[.redis]!.port)",
+                   "REDIS_URL": redisCluster?.seedsURL ?? "redis://127.0.0.1:\(proxies[.redis]!.port)",
                    "DATABASE_URL": "postgres://postgres@127.0.0.1:\(proxies[.postgres]!.port)/postgres",
                    "LOCK_TTL_MS": "\(options.lockTTLMillis)", "SHUTDOWN_TIMEOUT_MS": "3000",
                    "PROCESS_DELAY_MS": "\(options.processDelayMillis)",
@@ -210,25 +230,74 @@ final class Cluster: @unchecked Sendable {
 
     // MARK: servers
 
-    /// SIGKILLs Redis; with `wipe`, deletes its append-only file so it restarts empty.
-    func stopRedis(wipe: Bool) {
+    /// SIGKILLs Redis (`node` of a cluster); with `wipe`, deletes its append-only file so
+    /// it restarts empty (a cluster node keeps its nodes.conf: the same slots, no keys).
+    func stopRedis(wipe: Bool, node: Int = 0) {
         lock.lock()
         defer { lock.unlock() }
-        redisExpectedDown = true
-        redis.stop()
+        let server = redisServers[node]
+        redisDown.insert(node)
+        server.stop()
         if wipe {
             for name in ["appendonlydir", "appendonly.aof", "dump.rdb"] {
-                try? FileManager.default.removeItem(atPath: redis.dir + "/" + name)
+                try? FileManager.default.removeItem(atPath: server.dir + "/" + name)
             }
         }
     }
 
-    func startRedis() throws {
+    /// Starts Redis (`node` of a cluster) again; a cluster node is waited for until the
+    /// whole cluster is healthy.
+    func startRedis(node: Int = 0) throws {
         lock.lock()
         defer { lock.unlock() }
-        try redis.start()
-        redisExpectedDown = false
+        if let redisCluster { try redisCluster.restart(node) } else { try redisServers[node].start() }
+        redisDown.remove(node)
     }
+
+    /// Begins moving slots `first..<first + count` and their keys to master `target` (or,
+    /// for a slot `target` already serves, to the next master), one slot at a time on a
+    /// thread of its own, while the listeners and the other faults go on.
+    func beginSlotMigration(first: Int, count: Int, to target: Int) throws {
+        guard let redisCluster else { throw TestServerError.failed("slot migration needs --redis-cluster") }
+        let job = SlotMigration()
+        lock.lock()
+        migration = job
+        lock.unlock()
+        let masters = redisServers.count
+        let thread = Thread {
+            var movedTo: [Int: Int] = [:]
+            var failure: Error?
+            do {
+                for slot in first..<(first + count) {
+                    let owner = try redisCluster.owner(ofSlot: slot)
+                    let destination = owner == target ? (target + 1) % masters : target
+                    try redisCluster.migrateSlot(slot, to: destination)
+                    movedTo[destination, default: 0] += 1
+                }
+            } catch {
+                failure = error
+            }
+            let moved = movedTo.sorted { $0.key < $1.key }.map { "\($0.value) to node \($0.key)" }.joined(separator: ", ")
+            job.finish(note: "moved " + (moved.isEmpty ? "nothing" : moved), failure: failure)
+        }
+        thread.name = "chaos-slot-migration"
+        thread.start()
+    }
+
+    /// Waits for the slot migration begun last, if any, and returns what it moved.
+    func finishSlotMigration() throws -> String {
+        lock.lock()
+        let job = migration
+        migration = nil
+        lock.unlock()
+        guard let job else { return "" }
+        let (note, failure) = job.wait()
+        if let failure { throw TestServerError.failed("\(note), then: \(failure)") }
+        return note
+    }
+
+    /// The servers' data dirs, for the report of what was kept.
+    var redisDirs: [String] { redisServers.map(\.dir) }
 
     func stopPostgres() {
         lock.lock()
@@ -251,9 +320,9 @@ final class Cluster: @unchecked Sendable {
     func checkProcesses() {
         lock.lock()
         defer { lock.unlock() }
-        if !redisExpectedDown && !redis.isRunning {
-            incident("redis-server died by itself")
-            try? redis.start()
+        for (node, server) in redisServers.enumerated() where !redisDown.contains(node) && !server.isRunning {
+            incident(redisCluster == nil ? "redis-server died by itself" : "redis cluster node \(node) died by itself")
+            try? startRedis(node: node)
         }
         if !postgresExpectedDown && !postgres.isRunning {
             incident("postgres died by itself")
@@ -294,7 +363,8 @@ final class Cluster: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         for slot in slots { for proxy in slot.proxies.values { proxy.heal() } }
-        if redisExpectedDown { try? startRedis() }
+        if let note = try? finishSlotMigration(), !note.isEmpty { incident("a slot migration was still running at the heal (\(note))") }
+        for node in redisDown.sorted() { try? startRedis(node: node) }
         if postgresExpectedDown { try? startPostgres() }
         if producerExpectedDown { try? startProducer() }
         for slot in slots {
@@ -315,16 +385,39 @@ final class Cluster: @unchecked Sendable {
         }
         producerExpectedDown = true
         producer?.terminate(grace: 10)
-        redisExpectedDown = true
+        redisDown = Set(redisServers.indices)
         postgresExpectedDown = true
-        try? FileManager.default.copyItem(atPath: redis.dir + "/redis.log", toPath: logDir + "/redis.log")
-        redis.stop()
+        for (node, server) in redisServers.enumerated() {
+            let name = redisCluster == nil ? "redis.log" : "redis-node-\(node).log"
+            try? FileManager.default.copyItem(atPath: server.dir + "/redis.log", toPath: logDir + "/" + name)
+            server.stop()
+        }
         postgres.stop()
     }
 
     /// Removes the servers' temp dirs (their logs are copied into the log dir first).
     func removeTempDirs() {
-        for dir in [redis.dir, postgres.dir, dataDir] { try? FileManager.default.removeItem(atPath: dir) }
+        for dir in redisDirs + [postgres.dir, dataDir] { try? FileManager.default.removeItem(atPath: dir) }
+    }
+}
+
+/// A slot migration running on its own thread, and its outcome once it ends.
+final class SlotMigration: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var outcome: (note: String, failure: Error?)?
+
+    func finish(note: String, failure: Error?) {
+        condition.lock()
+        outcome = (note, failure)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait() -> (note: String, failure: Error?) {
+        condition.lock()
+        defer { condition.unlock() }
+        while outcome == nil { condition.wait() }
+        return outcome!
     }
 }
 

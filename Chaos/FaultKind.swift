@@ -8,11 +8,16 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
     case listenerTerm = "listener-term"
     /// The producer SIGKILLed and restarted on the same DATA_DIR (needs the durable log).
     case producerKill = "producer-kill"
-    /// Redis SIGKILLed and restarted with its append-only file: claims survive.
+    /// Redis (with `--redis-cluster`: one master) SIGKILLed and restarted with its
+    /// append-only file: claims survive.
     case redisRestart = "redis-restart"
-    /// Redis SIGKILLed and restarted without its append-only file: every claim and
-    /// done-mark is gone, PostgreSQL alone must keep ids unique.
+    /// Redis (with `--redis-cluster`: one master) SIGKILLed and restarted without its
+    /// append-only file: its claims and done-marks are gone, PostgreSQL alone must keep
+    /// those ids unique.
     case redisWipe = "redis-wipe"
+    /// With `--redis-cluster`: a run of slots and their keys moved to another master
+    /// mid-stream, in the specification's order, so clients meet ASK and then MOVED.
+    case redisSlotMigrate = "redis-slot-migrate"
     /// PostgreSQL stopped (immediate mode: a crash), down for a while, started again.
     case postgresRestart = "postgres-restart"
     /// PostgreSQL stopped (immediate) and started again at once.
@@ -28,6 +33,8 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
 
     /// Kinds that need something the binaries may not have yet.
     var needsDurableProducer: Bool { self == .producerKill }
+    /// Kinds that only a Redis Cluster has.
+    var needsRedisCluster: Bool { self == .redisSlotMigrate }
 
     /// One line for `--help`.
     var summary: String {
@@ -36,8 +43,9 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
         case .listenerStop: return "SIGSTOP a listener past LOCK_TTL_MS, then SIGCONT (a zombie)"
         case .listenerTerm: return "SIGTERM a listener; restart it (same or new INSTANCE_ID)"
         case .producerKill: return "SIGKILL the producer; restart on its DATA_DIR (only with a durable-log producer)"
-        case .redisRestart: return "SIGKILL Redis, restart it with its append-only file"
-        case .redisWipe: return "SIGKILL Redis, restart it without its append-only file (claims lost)"
+        case .redisRestart: return "SIGKILL Redis (a cluster: one master), restart it with its append-only file"
+        case .redisWipe: return "SIGKILL Redis (a cluster: one master), restart it without its append-only file (claims lost)"
+        case .redisSlotMigrate: return "move a run of slots and their keys to another master mid-stream (--redis-cluster only)"
         case .postgresRestart: return "stop PostgreSQL (immediate), keep it down a while, start it"
         case .postgresFastRestart: return "stop PostgreSQL (immediate) and start it at once"
         case .linkReset: return "reset every connection of one listener link (producer, redis or postgres)"
@@ -51,4 +59,11 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
 /// A link between a listener and a service, each through its own fault proxy.
 enum LinkName: String, CaseIterable, Sendable, Codable {
     case producer, redis, postgres
+
+    /// The links that have a proxy. A cluster client reaches the nodes at the addresses
+    /// the cluster announces, the same for every client, so with `--redis-cluster` the
+    /// Redis link has none (node faults stand in for it).
+    static func proxied(redisCluster: Bool) -> [LinkName] {
+        redisCluster ? [.producer, .postgres] : allCases
+    }
 }

@@ -128,7 +128,9 @@ final class Nemesis: @unchecked Sendable {
         case .producerKill:
             cluster.killProducer()
         case .redisRestart, .redisWipe:
-            cluster.stopRedis(wipe: episode.kind == .redisWipe)
+            cluster.stopRedis(wipe: episode.kind == .redisWipe, node: episode.node ?? 0)
+        case .redisSlotMigrate:
+            try cluster.beginSlotMigration(first: episode.firstSlot ?? 0, count: episode.slotCount ?? 1, to: episode.node ?? 0)
         case .postgresRestart:
             cluster.stopPostgres()
         case .postgresFastRestart:
@@ -160,7 +162,9 @@ final class Nemesis: @unchecked Sendable {
         case .producerKill:
             try cluster.startProducer()
         case .redisRestart, .redisWipe:
-            try cluster.startRedis()
+            try cluster.startRedis(node: episode.node ?? 0)
+        case .redisSlotMigrate:
+            return try cluster.finishSlotMigration()
         case .postgresRestart:
             try cluster.startPostgres()
         case .postgresFastRestart, .linkReset:

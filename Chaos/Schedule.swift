@@ -17,13 +17,19 @@ struct FaultEpisode: Sendable, Codable, Equatable {
     var newInstanceID: Bool?
     /// link-cut: how many requests lose their reply.
     var cuts: Int?
+    /// With a Redis Cluster: the master a redis-restart or redis-wipe hits, or the one a
+    /// redis-slot-migrate moves slots to.
+    var node: Int?
+    /// redis-slot-migrate: the first slot of the run moved, and how many.
+    var firstSlot: Int?
+    var slotCount: Int?
 
     /// The thing this fault holds, so two faults on it never overlap.
     var resource: String {
         switch kind {
         case .listenerKill, .listenerStop, .listenerTerm: return "listener-\(listener ?? 0)"
         case .producerKill: return "producer"
-        case .redisRestart, .redisWipe: return "redis"
+        case .redisRestart, .redisWipe, .redisSlotMigrate: return "redis"
         case .postgresRestart, .postgresFastRestart: return "postgres"
         case .linkReset, .linkBlackhole, .linkLatency, .linkCut: return "link-\(listener ?? 0)-\(link?.rawValue ?? "")"
         }
@@ -34,6 +40,8 @@ struct FaultEpisode: Sendable, Codable, Equatable {
         var text = kind.rawValue
         if let listener { text += " L\(listener)" }
         if let link { text += "/\(link.rawValue)" }
+        if let node { text += " node \(node)" }
+        if let firstSlot, let slotCount { text += " slots \(firstSlot)-\(firstSlot + slotCount - 1)" }
         if let latencyMillis { text += " +\(latencyMillis)ms" }
         if newInstanceID == true { text += " new-id" }
         if duration > 0 { text += " " + formatSeconds(duration) }
@@ -49,8 +57,11 @@ struct FaultSchedule: Sendable, Codable {
 
     /// Draws a schedule for a fault phase of `seconds`, with every fault ending `quiet`
     /// seconds before the phase ends, the gaps between fault starts uniform in `gap`.
+    /// `redisNodes` is the number of masters of a Redis Cluster, 0 for one Redis; a run
+    /// without a cluster draws what it drew before clusters existed, so old seeds replay.
     static func generate(seed: UInt64, seconds: Double, kinds: [FaultKind], listeners: Int,
-                         lockTTLMillis: Int, gap: ClosedRange<Double> = 1.0...4.0, quiet: Double = 2) -> FaultSchedule {
+                         lockTTLMillis: Int, gap: ClosedRange<Double> = 1.0...4.0, quiet: Double = 2,
+                         redisNodes: Int = 0) -> FaultSchedule {
         var rng = SeededRandom(seed: seed, stream: 1)
         var episodes: [FaultEpisode] = []
         guard !kinds.isEmpty, listeners > 0 else { return FaultSchedule(episodes: []) }
@@ -69,7 +80,15 @@ struct FaultSchedule: Sendable, Codable {
                 episode.duration = lockTTL + uniform(&rng, 0.3...3)
             case .producerKill:
                 episode.duration = uniform(&rng, 0...2)
-            case .redisRestart, .redisWipe, .postgresRestart:
+            case .redisRestart, .redisWipe:
+                episode.duration = uniform(&rng, 0.2...3)
+                if redisNodes > 0 { episode.node = rng.int(0...(redisNodes - 1)) }
+            case .redisSlotMigrate:
+                episode.duration = uniform(&rng, 1...4)
+                episode.node = rng.int(0...max(redisNodes - 1, 0))
+                episode.slotCount = rng.int(1...6)
+                episode.firstSlot = rng.int(0...(16_384 - episode.slotCount!))
+            case .postgresRestart:
                 episode.duration = uniform(&rng, 0.2...3)
             case .postgresFastRestart, .linkReset:
                 break
@@ -84,7 +103,7 @@ struct FaultSchedule: Sendable, Codable {
             }
             if episode.kind.rawValue.hasPrefix("link-") {
                 episode.listener = rng.int(0...(listeners - 1))
-                episode.link = rng.pick(LinkName.allCases)
+                episode.link = rng.pick(LinkName.proxied(redisCluster: redisNodes > 0))
             }
             episode.duration = (episode.duration * 10).rounded() / 10
             episode.start = (t * 10).rounded() / 10

@@ -38,6 +38,39 @@ final class ChaosScheduleTests: XCTestCase {
         XCTAssertTrue(FaultSchedule.generate(seed: 9, seconds: 60, kinds: [], listeners: 3, lockTTLMillis: 1500).episodes.isEmpty)
     }
 
+    func testASeedWithoutAClusterDrawsTheScheduleItDrewBeforeClustersExisted() {
+        // Seed 6956 of the README's list, as it ran: the kinds a durable producer offers.
+        let kinds = ChaosOptions().kinds(producerHasDataDir: true)
+        let schedule = FaultSchedule.generate(seed: 6956, seconds: 120, kinds: kinds, listeners: 3, lockTTLMillis: 1500)
+        XCTAssertEqual(schedule.episodes.count, 42)
+        XCTAssertEqual(schedule.episodes.prefix(6).map { "+\(formatSeconds($0.start)) \($0.label)" },
+                       ["+1.8s listener-term L1 new-id 1.0s", "+3.3s listener-stop L2 1.8s", "+6.4s link-cut L0/redis 1.0s",
+                        "+7.5s redis-wipe 2.2s", "+10.8s link-reset L0/redis", "+13.3s link-blackhole L1/postgres 3.4s"])
+    }
+
+    func testARedisClusterScheduleHitsOneMasterAtATimeAndNeverAProxiedRedisLink() {
+        var migrations = 0
+        for seed in UInt64(1)...40 {
+            let schedule = FaultSchedule.generate(seed: seed, seconds: 60, kinds: FaultKind.allCases, listeners: 3,
+                                                  lockTTLMillis: 1500, redisNodes: 3)
+            for episode in schedule.episodes {
+                XCTAssertNotEqual(episode.link, .redis, "seed \(seed): \(episode.label)")
+                switch episode.kind {
+                case .redisRestart, .redisWipe:
+                    XCTAssertTrue((0..<3).contains(episode.node ?? -1), "seed \(seed): \(episode.label)")
+                case .redisSlotMigrate:
+                    migrations += 1
+                    XCTAssertTrue((0..<3).contains(episode.node ?? -1), "seed \(seed): \(episode.label)")
+                    let first = episode.firstSlot ?? -1, count = episode.slotCount ?? 0
+                    XCTAssertTrue(first >= 0 && count >= 1 && first + count <= 16_384, "seed \(seed): \(episode.label)")
+                default:
+                    XCTAssertNil(episode.node)
+                }
+            }
+        }
+        XCTAssertGreaterThan(migrations, 20)
+    }
+
     func testTheSeededStreamIsRepeatableValidJSONWithDuplicatesAndPoison() throws {
         var a = StreamGenerator(seed: 5)
         var b = StreamGenerator(seed: 5)
@@ -72,7 +105,18 @@ final class ChaosScheduleTests: XCTestCase {
         XCTAssertEqual(options.kinds(producerHasDataDir: false), [.linkCut, .listenerKill])
         XCTAssertFalse(ChaosOptions().kinds(producerHasDataDir: false).contains(.producerKill))
         XCTAssertTrue(ChaosOptions().kinds(producerHasDataDir: true).contains(.producerKill))
-        for bad in [["--faults", "meteor"], ["--seconds", "-1"], ["--listeners", "0"], ["--seed"], ["--frobnicate"]] {
+        // Slot migration needs a cluster: refused when named without one, left out of "all"
+        // and of the default without one, drawn by default with one.
+        XCTAssertFalse(ChaosOptions().kinds(producerHasDataDir: true).contains(.redisSlotMigrate))
+        guard case .success(let all) = ChaosOptions.parse(["--faults", "all"]),
+              case .success(let clusterAll) = ChaosOptions.parse(["--faults", "all", "--redis-cluster"]),
+              case .success(let cluster) = ChaosOptions.parse(["--redis-cluster"]) else { return XCTFail("valid options refused") }
+        XCTAssertFalse(all.faults?.contains(.redisSlotMigrate) ?? true)
+        XCTAssertEqual(clusterAll.faults, FaultKind.allCases)
+        XCTAssertTrue(cluster.kinds(producerHasDataDir: true).contains(.redisSlotMigrate))
+        XCTAssertEqual(cluster.redisNodes, 3)
+        for bad in [["--faults", "meteor"], ["--seconds", "-1"], ["--listeners", "0"], ["--seed"], ["--frobnicate"],
+                    ["--faults", "redis-slot-migrate"]] {
             guard case .failure(let error) = ChaosOptions.parse(bad) else { return XCTFail("\(bad) accepted") }
             XCTAssertFalse(error.message.isEmpty)
         }

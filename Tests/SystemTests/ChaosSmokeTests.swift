@@ -7,13 +7,34 @@ import XCTest
 /// tool), never noise. Its report and logs are kept in a temp dir named in the failure.
 final class ChaosSmokeTests: XCTestCase {
     func testAFixedSeedRunsCleanUnderEveryFaultKind() throws {
+        let report = try runChaos(seed: 20261130, seconds: 40)
+        let faults = try XCTUnwrap(report["faults"] as? [[String: Any]])
+        XCTAssertGreaterThan(faults.filter { $0["began"] != nil }.count, 8)
+    }
+
+    /// The same on a 3-master Redis Cluster: masters killed and wiped one at a time, slots
+    /// and their keys moved mid-stream.
+    func testAFixedSeedRunsCleanOnARedisClusterWhoseMastersFailAndWhoseSlotsMove() throws {
+        let report = try runChaos(seed: 20261201, seconds: 30, extra: ["--redis-cluster", "--faults",
+                                                                        "redis-slot-migrate,redis-restart,redis-wipe,listener-kill,listener-stop,link-reset"])
+        let faults = try XCTUnwrap(report["faults"] as? [[String: Any]])
+        let begun = faults.filter { $0["began"] != nil }
+        XCTAssertGreaterThan(begun.count, 6)
+        let kinds = begun.compactMap { ($0["episode"] as? [String: Any])?["kind"] as? String }
+        XCTAssertTrue(kinds.contains("redis-slot-migrate"), "\(kinds)")
+        XCTAssertTrue(kinds.contains("redis-wipe") || kinds.contains("redis-restart"), "\(kinds)")
+    }
+
+    /// Runs the chaos tool on the test build's binaries and returns its report, after
+    /// checking that it passed and really checked something.
+    private func runChaos(seed: Int, seconds: Int, extra: [String] = []) throws -> [String: Any] {
         let chaos = try productPath("Chaos")
         let binDir = URL(fileURLWithPath: try productPath("producer")).deletingLastPathComponent().path
         let output = TestServers.makeTempDir("chaos-smoke")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: chaos)
-        process.arguments = ["--seed", "20261130", "--seconds", "40", "--listeners", "3", "--rate", "250",
-                             "--bin-dir", binDir, "--output", output, "--drain-seconds", "60"]
+        process.arguments = ["--seed", "\(seed)", "--seconds", "\(seconds)", "--listeners", "3", "--rate", "250",
+                             "--bin-dir", binDir, "--output", output, "--drain-seconds", "60"] + extra
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -26,11 +47,10 @@ final class ChaosSmokeTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0, "chaos found a violation (report and logs in \(output)):\n\(text.suffix(6_000))")
         XCTAssertTrue(text.contains("PASS: no violation"), text.suffix(2_000).description)
         // The run really was under faults and checked something.
-        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/seed-20261130/report.json"))) as? [String: Any])
-        let faults = try XCTUnwrap(report["faults"] as? [[String: Any]])
-        XCTAssertGreaterThan(faults.filter { $0["began"] != nil }.count, 8)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/seed-\(seed)/report.json"))) as? [String: Any])
         let check = try XCTUnwrap(report["check"] as? [String: Any])
-        XCTAssertGreaterThan(check["ackedDistinct"] as? Int ?? 0, 3_000)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: output + "/seed-20261130/timeline.svg"))
+        XCTAssertGreaterThan(check["ackedDistinct"] as? Int ?? 0, seconds * 75)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: output + "/seed-\(seed)/timeline.svg"))
+        return report
     }
 }

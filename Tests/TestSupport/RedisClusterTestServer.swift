@@ -12,6 +12,8 @@ public final class RedisClusterTestServer: @unchecked Sendable {
     public private(set) var nodes: [RedisTestServer]
     /// The password every node requires (and uses on the cluster bus), if any.
     public let password: String?
+    /// More `redis-server` arguments for every node (e.g. an append-only file).
+    public let extraArguments: [String]
 
     /// The nodes' ports.
     public var ports: [Int] { nodes.map(\.port) }
@@ -28,14 +30,15 @@ public final class RedisClusterTestServer: @unchecked Sendable {
         do { return try RedisClusterTestServer() } catch { fatalError("\(error)") }
     }()
 
-    public init(masters: Int = 3, password: String? = nil) throws {
+    public init(masters: Int = 3, password: String? = nil, extraArguments: [String] = []) throws {
         self.password = password
+        self.extraArguments = extraArguments
         var ports: [Int] = []
         while ports.count < masters {
             let port = Self.freeClusterPort()
             if !ports.contains(port) { ports.append(port) }
         }
-        nodes = try ports.map { try Self.startNode(port: $0, password: password) }
+        nodes = try ports.map { try Self.startNode(port: $0, password: password, extraArguments: extraArguments) }
         let (status, out) = try TestServers.run(try Self.cliBinary(),
                                                 authArguments + ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" } + ["--cluster-yes"])
         guard status == 0 else { throw TestServerError.failed("redis-cli --cluster create failed: \(out)") }
@@ -137,7 +140,7 @@ public final class RedisClusterTestServer: @unchecked Sendable {
     public func addReplica(of master: Int) throws -> Int {
         var port = Self.freeClusterPort()
         while ports.contains(port) { port = Self.freeClusterPort() }
-        nodes.append(try Self.startNode(port: port, password: password))
+        nodes.append(try Self.startNode(port: port, password: password, extraArguments: extraArguments))
         let index = nodes.count - 1
         let (status, out) = try TestServers.run(try Self.cliBinary(), authArguments + [
             "--cluster", "add-node", "127.0.0.1:\(port)", "127.0.0.1:\(ports[master])",
@@ -217,12 +220,12 @@ public final class RedisClusterTestServer: @unchecked Sendable {
         return owners.sorted { $0.node < $1.node }
     }
 
-    private static func startNode(port: Int, password: String?) throws -> RedisTestServer {
+    private static func startNode(port: Int, password: String?, extraArguments: [String]) throws -> RedisTestServer {
         let auth = password.map { ["--requirepass", $0, "--masterauth", $0] } ?? []
         return try RedisTestServer(port: port, extraArguments: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                                                                 "--cluster-node-timeout", "2000",
                                                                 // A replica syncs at once, not after the 5 s default wait.
-                                                                "--repl-diskless-sync-delay", "0"] + auth)
+                                                                "--repl-diskless-sync-delay", "0"] + auth + extraArguments)
     }
 
     private static func cliBinary() throws -> String {
