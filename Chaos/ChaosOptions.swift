@@ -29,7 +29,7 @@ struct ChaosOptions: Sendable {
     var maxProducerRSSMiB = 2_048
     /// Print the schedule and exit.
     var dryRun = false
-    /// Redis as a 3-master Redis Cluster instead of one server.
+    /// Redis as a Redis Cluster (3 masters, a replica each) instead of one server.
     var redisCluster = false
     /// Masters of the cluster `--redis-cluster` starts.
     static let clusterMasters = 3
@@ -61,9 +61,10 @@ struct ChaosOptions: Sendable {
           --log-level L        the listeners' LOG_LEVEL (default info)
           --max-listener-rss-mib N   memory bound per listener (default 512)
           --max-producer-rss-mib N   memory bound of the producer (default 2048)
-          --redis-cluster      Redis as a 3-master Redis Cluster (append-only files): redis
-                               faults hit one master, slots move mid-stream, and the
-                               listeners reach the nodes directly (no Redis link faults)
+          --redis-cluster      Redis as a Redis Cluster of 3 masters with a replica each
+                               (append-only files): redis faults hit one master, masters
+                               fail over, slots move mid-stream, and the listeners reach
+                               the nodes directly (no Redis link faults)
           --dry-run            print the schedule for the seed and exit
           --help               this text
 

@@ -47,7 +47,7 @@ final class ChaosRun {
                                               listeners: options.listeners, lockTTLMillis: options.lockTTLMillis, gap: options.gap,
                                               redisNodes: options.redisNodes)
         print("chaos: binaries \(binaries.origin); producer durable log: \(binaries.producerHasDataDir ? "yes" : "no (producer faults off)")")
-        print("chaos: redis: \(options.redisCluster ? "a Redis Cluster of \(ChaosOptions.clusterMasters) masters, reached directly" : "one redis-server, through each listener's proxy")")
+        print("chaos: redis: \(options.redisCluster ? "a Redis Cluster of \(ChaosOptions.clusterMasters) masters with a replica each, reached directly" : "one redis-server, through each listener's proxy")")
         print("chaos: \(schedule.episodes.count) faults over \(Int(options.seconds)) s from \(kinds.count) kinds:")
         for episode in schedule.episodes { print("  #\(episode.index) +\(formatSeconds(episode.start)) \(episode.label)") }
         if options.dryRun { return true }

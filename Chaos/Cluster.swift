@@ -50,7 +50,7 @@ final class ListenerSlot: @unchecked Sendable {
 }
 
 /// The system under test as real processes: Redis (append-only file, fsync always; one
-/// server, or with `--redis-cluster` a 3-master Redis Cluster), PostgreSQL, the producer and
+/// server, or with `--redis-cluster` a Redis Cluster of 3 masters with a replica each), PostgreSQL, the producer and
 /// N listeners, each listener reaching the producer, PostgreSQL and a single Redis through
 /// its own fault proxies (a cluster's nodes it reaches directly). Every change goes through
 /// `lock`, so the nemesis and the monitor agree on which process is meant to be up.
@@ -73,6 +73,8 @@ final class Cluster: @unchecked Sendable {
     var producerMaxRSS = 0
     /// Indexes in `redisServers` the nemesis has down.
     var redisDown: Set<Int> = []
+    /// The server each Redis fault in progress stopped, by the master (`shard`) it aimed at.
+    private var downForShard: [Int: Int] = [:]
     /// The slot migration in progress, if any.
     private var migration: SlotMigration?
     var postgresExpectedDown = false
@@ -88,6 +90,7 @@ final class Cluster: @unchecked Sendable {
         let durable = ["--appendonly", "yes", "--appendfsync", "always"]
         if options.redisCluster {
             let cluster = try RedisClusterTestServer(masters: ChaosOptions.clusterMasters, extraArguments: durable)
+            for master in 0..<ChaosOptions.clusterMasters { try cluster.addReplica(of: master) }
             redisCluster = cluster
             redisServers = cluster.nodes
         } else {
@@ -230,12 +233,24 @@ final class Cluster: @unchecked Sendable {
 
     // MARK: servers
 
-    /// SIGKILLs Redis (`node` of a cluster); with `wipe`, deletes its append-only file so
-    /// it restarts empty (a cluster node keeps its nodes.conf: the same slots, no keys).
-    func stopRedis(wipe: Bool, node: Int = 0) {
+    /// The server a fault on master `shard` hits: the one server, or the `shard`-th of the
+    /// cluster's masters as they are now (failovers change which nodes those are).
+    private func master(ofShard shard: Int) throws -> Int {
+        guard let redisCluster else { return 0 }
+        let masters = try redisCluster.masterNodes()
+        guard !masters.isEmpty else { throw TestServerError.failed("the cluster lists no master") }
+        return masters[shard % masters.count]
+    }
+
+    /// SIGKILLs Redis (master `shard` of a cluster); with `wipe`, deletes its append-only
+    /// file so it restarts empty (a cluster node keeps its nodes.conf: its identity and
+    /// slots). Returns which node it was.
+    func stopRedis(wipe: Bool, shard: Int = 0) throws -> String {
         lock.lock()
         defer { lock.unlock() }
+        let node = try master(ofShard: shard)
         let server = redisServers[node]
+        downForShard[shard] = node
         redisDown.insert(node)
         server.stop()
         if wipe {
@@ -243,15 +258,39 @@ final class Cluster: @unchecked Sendable {
                 try? FileManager.default.removeItem(atPath: server.dir + "/" + name)
             }
         }
+        return redisCluster == nil ? "" : "node \(node)"
     }
 
-    /// Starts Redis (`node` of a cluster) again; a cluster node is waited for until the
-    /// whole cluster is healthy.
-    func startRedis(node: Int = 0) throws {
+    /// Starts the Redis server a fault on master `shard` stopped.
+    func startRedis(shard: Int = 0) throws {
         lock.lock()
         defer { lock.unlock() }
+        guard let node = downForShard.removeValue(forKey: shard) else { return }
+        try startRedisNode(node)
+    }
+
+    /// Starts server `node` again; a cluster node is waited for until the whole cluster is
+    /// healthy.
+    private func startRedisNode(_ node: Int) throws {
         if let redisCluster { try redisCluster.restart(node) } else { try redisServers[node].start() }
         redisDown.remove(node)
+    }
+
+    /// SIGKILLs master `shard` of the cluster and promotes its replica at once (what the
+    /// cluster does by itself after the node timeout), so the writes the master had
+    /// acknowledged and not replicated yet are lost. `startRedis(shard:)` brings the old
+    /// master back, as the new one's replica.
+    func failOver(shard: Int) throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let redisCluster else { throw TestServerError.failed("a failover needs --redis-cluster") }
+        let node = try master(ofShard: shard)
+        guard let replica = try redisCluster.replica(of: node) else { throw TestServerError.failed("master node \(node) has no replica") }
+        downForShard[shard] = node
+        redisDown.insert(node)
+        redisServers[node].stop()
+        try redisCluster.promote(replica)
+        return "killed master node \(node), promoted node \(replica)"
     }
 
     /// Begins moving slots `first..<first + count` and their keys to master `target` (or,
@@ -322,7 +361,7 @@ final class Cluster: @unchecked Sendable {
         defer { lock.unlock() }
         for (node, server) in redisServers.enumerated() where !redisDown.contains(node) && !server.isRunning {
             incident(redisCluster == nil ? "redis-server died by itself" : "redis cluster node \(node) died by itself")
-            try? startRedis(node: node)
+            try? startRedisNode(node)
         }
         if !postgresExpectedDown && !postgres.isRunning {
             incident("postgres died by itself")
@@ -364,7 +403,8 @@ final class Cluster: @unchecked Sendable {
         defer { lock.unlock() }
         for slot in slots { for proxy in slot.proxies.values { proxy.heal() } }
         if let note = try? finishSlotMigration(), !note.isEmpty { incident("a slot migration was still running at the heal (\(note))") }
-        for node in redisDown.sorted() { try? startRedis(node: node) }
+        for node in redisDown.sorted() { try? startRedisNode(node) }
+        downForShard.removeAll()
         if postgresExpectedDown { try? startPostgres() }
         if producerExpectedDown { try? startProducer() }
         for slot in slots {

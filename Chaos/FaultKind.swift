@@ -18,6 +18,10 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
     /// With `--redis-cluster`: a run of slots and their keys moved to another master
     /// mid-stream, in the specification's order, so clients meet ASK and then MOVED.
     case redisSlotMigrate = "redis-slot-migrate"
+    /// With `--redis-cluster`: one master SIGKILLed and its replica promoted at once, so
+    /// the writes it had acknowledged and not yet replicated are gone; the old master
+    /// comes back as the new one's replica.
+    case redisFailover = "redis-failover"
     /// PostgreSQL stopped (immediate mode: a crash), down for a while, started again.
     case postgresRestart = "postgres-restart"
     /// PostgreSQL stopped (immediate) and started again at once.
@@ -34,7 +38,7 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
     /// Kinds that need something the binaries may not have yet.
     var needsDurableProducer: Bool { self == .producerKill }
     /// Kinds that only a Redis Cluster has.
-    var needsRedisCluster: Bool { self == .redisSlotMigrate }
+    var needsRedisCluster: Bool { self == .redisSlotMigrate || self == .redisFailover }
 
     /// One line for `--help`.
     var summary: String {
@@ -46,6 +50,7 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
         case .redisRestart: return "SIGKILL Redis (a cluster: one master), restart it with its append-only file"
         case .redisWipe: return "SIGKILL Redis (a cluster: one master), restart it without its append-only file (claims lost)"
         case .redisSlotMigrate: return "move a run of slots and their keys to another master mid-stream (--redis-cluster only)"
+        case .redisFailover: return "SIGKILL a master, promote its replica at once (unreplicated writes lost); the old one rejoins as replica (--redis-cluster only)"
         case .postgresRestart: return "stop PostgreSQL (immediate), keep it down a while, start it"
         case .postgresFastRestart: return "stop PostgreSQL (immediate) and start it at once"
         case .linkReset: return "reset every connection of one listener link (producer, redis or postgres)"

@@ -128,7 +128,9 @@ final class Nemesis: @unchecked Sendable {
         case .producerKill:
             cluster.killProducer()
         case .redisRestart, .redisWipe:
-            cluster.stopRedis(wipe: episode.kind == .redisWipe, node: episode.node ?? 0)
+            return try cluster.stopRedis(wipe: episode.kind == .redisWipe, shard: episode.node ?? 0)
+        case .redisFailover:
+            return try cluster.failOver(shard: episode.node ?? 0)
         case .redisSlotMigrate:
             try cluster.beginSlotMigration(first: episode.firstSlot ?? 0, count: episode.slotCount ?? 1, to: episode.node ?? 0)
         case .postgresRestart:
@@ -161,8 +163,8 @@ final class Nemesis: @unchecked Sendable {
             cluster.pauseListener(slot, false)
         case .producerKill:
             try cluster.startProducer()
-        case .redisRestart, .redisWipe:
-            try cluster.startRedis(node: episode.node ?? 0)
+        case .redisRestart, .redisWipe, .redisFailover:
+            try cluster.startRedis(shard: episode.node ?? 0)
         case .redisSlotMigrate:
             return try cluster.finishSlotMigration()
         case .postgresRestart:

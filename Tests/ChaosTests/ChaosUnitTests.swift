@@ -56,7 +56,7 @@ final class ChaosScheduleTests: XCTestCase {
             for episode in schedule.episodes {
                 XCTAssertNotEqual(episode.link, .redis, "seed \(seed): \(episode.label)")
                 switch episode.kind {
-                case .redisRestart, .redisWipe:
+                case .redisRestart, .redisWipe, .redisFailover:
                     XCTAssertTrue((0..<3).contains(episode.node ?? -1), "seed \(seed): \(episode.label)")
                 case .redisSlotMigrate:
                     migrations += 1
@@ -111,12 +111,12 @@ final class ChaosScheduleTests: XCTestCase {
         guard case .success(let all) = ChaosOptions.parse(["--faults", "all"]),
               case .success(let clusterAll) = ChaosOptions.parse(["--faults", "all", "--redis-cluster"]),
               case .success(let cluster) = ChaosOptions.parse(["--redis-cluster"]) else { return XCTFail("valid options refused") }
-        XCTAssertFalse(all.faults?.contains(.redisSlotMigrate) ?? true)
+        XCTAssertFalse(all.faults?.contains(where: \.needsRedisCluster) ?? true)
         XCTAssertEqual(clusterAll.faults, FaultKind.allCases)
         XCTAssertTrue(cluster.kinds(producerHasDataDir: true).contains(.redisSlotMigrate))
         XCTAssertEqual(cluster.redisNodes, 3)
         for bad in [["--faults", "meteor"], ["--seconds", "-1"], ["--listeners", "0"], ["--seed"], ["--frobnicate"],
-                    ["--faults", "redis-slot-migrate"]] {
+                    ["--faults", "redis-slot-migrate"], ["--faults", "link-reset,redis-failover"]] {
             guard case .failure(let error) = ChaosOptions.parse(bad) else { return XCTFail("\(bad) accepted") }
             XCTAssertFalse(error.message.isEmpty)
         }

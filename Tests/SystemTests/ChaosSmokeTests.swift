@@ -12,17 +12,18 @@ final class ChaosSmokeTests: XCTestCase {
         XCTAssertGreaterThan(faults.filter { $0["began"] != nil }.count, 8)
     }
 
-    /// The same on a 3-master Redis Cluster: masters killed and wiped one at a time, slots
-    /// and their keys moved mid-stream.
+    /// The same on a Redis Cluster of 3 masters and their replicas: masters killed, wiped
+    /// and failed over one at a time, slots and their keys moved mid-stream.
     func testAFixedSeedRunsCleanOnARedisClusterWhoseMastersFailAndWhoseSlotsMove() throws {
-        let report = try runChaos(seed: 20261201, seconds: 30, extra: ["--redis-cluster", "--faults",
-                                                                        "redis-slot-migrate,redis-restart,redis-wipe,listener-kill,listener-stop,link-reset"])
+        let report = try runChaos(seed: 20261203, seconds: 30, extra: ["--redis-cluster", "--faults",
+                                                                        "redis-slot-migrate,redis-failover,redis-restart,redis-wipe,listener-kill,listener-stop,link-reset"])
         let faults = try XCTUnwrap(report["faults"] as? [[String: Any]])
         let begun = faults.filter { $0["began"] != nil }
         XCTAssertGreaterThan(begun.count, 6)
         let kinds = begun.compactMap { ($0["episode"] as? [String: Any])?["kind"] as? String }
-        XCTAssertTrue(kinds.contains("redis-slot-migrate"), "\(kinds)")
-        XCTAssertTrue(kinds.contains("redis-wipe") || kinds.contains("redis-restart"), "\(kinds)")
+        for kind in ["redis-slot-migrate", "redis-failover", "redis-wipe", "redis-restart"] {
+            XCTAssertTrue(kinds.contains(kind), "\(kind) not among \(kinds)")
+        }
     }
 
     /// Runs the chaos tool on the test build's binaries and returns its report, after

@@ -124,10 +124,12 @@ public final class RedisClusterTestServer: @unchecked Sendable {
         }
     }
 
-    /// Gives `slot` to `target` on every node (the target first, as the specification asks).
+    /// Gives `slot` to `target` on every master (the target first, as the specification
+    /// asks; replicas refuse SETSLOT and learn it from their masters).
     public func finishMigration(_ slot: Int, from source: Int, to target: Int) throws {
         let id = try nodeID(target)
-        for index in [target, source] + nodes.indices.filter({ $0 != target && $0 != source }) {
+        let others = nodes.indices.filter { $0 != target && $0 != source && (try? cli($0, "ROLE"))?.hasPrefix("master") == true }
+        for index in [target, source] + others {
             try expectOK(index, "CLUSTER", "SETSLOT", "\(slot)", "NODE", id)
         }
         try waitUntilHealthy()
@@ -177,6 +179,33 @@ public final class RedisClusterTestServer: @unchecked Sendable {
             usleep(50_000)
         }
         throw TestServerError.failed("replica \(index) was not promoted within \(timeout) s")
+    }
+
+    /// The nodes serving slots now, by index, as the first running node sees the cluster
+    /// (failovers and restarts change which nodes those are).
+    public func masterNodes() throws -> [Int] {
+        let asking = try runningNode()
+        return try slotOwners(askingNode: asking).filter { !$0.slots.isEmpty }.map(\.node).sorted()
+    }
+
+    /// The node replicating node `master` now, if any.
+    public func replica(of master: Int) throws -> Int? {
+        let id = try nodeID(master)
+        for line in try cli(try runningNode(), "CLUSTER", "NODES").split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 4, fields[2].contains("slave"), !fields[2].contains("fail"), fields[3] == id,
+                  let colon = fields[1].firstIndex(of: ":"), let at = fields[1].firstIndex(of: "@"),
+                  let port = Int(fields[1][fields[1].index(after: colon)..<at]) else { continue }
+            return ports.firstIndex(of: port)
+        }
+        return nil
+    }
+
+    private func runningNode() throws -> Int {
+        guard let index = nodes.indices.first(where: { nodes[$0].isRunning }) else {
+            throw TestServerError.failed("no node of the cluster on \(ports) is running")
+        }
+        return index
     }
 
     /// Starts node `index` again on its port (its nodes.conf keeps its identity and slots)
