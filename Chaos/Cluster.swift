@@ -293,23 +293,26 @@ final class Cluster: @unchecked Sendable {
         return "killed master node \(node), promoted node \(replica)"
     }
 
-    /// Begins moving slots `first..<first + count` and their keys to master `target` (or,
-    /// for a slot `target` already serves, to the next master), one slot at a time on a
-    /// thread of its own, while the listeners and the other faults go on.
-    func beginSlotMigration(first: Int, count: Int, to target: Int) throws {
+    /// Begins moving slots `first..<first + count` and their keys to master `shard` (or,
+    /// for a slot it already serves, to the next master), one slot at a time on a thread
+    /// of its own, while the listeners and the other faults go on.
+    func beginSlotMigration(first: Int, count: Int, toShard shard: Int) throws {
         guard let redisCluster else { throw TestServerError.failed("slot migration needs --redis-cluster") }
         let job = SlotMigration()
         lock.lock()
+        defer { lock.unlock() }
         migration = job
-        lock.unlock()
-        let masters = redisServers.count
+        let masters = try redisCluster.masterNodes()
+        guard masters.count > 1 else { throw TestServerError.failed("slot migration needs two masters, the cluster lists \(masters)") }
+        let target = masters[shard % masters.count]
+        let next = masters[(shard + 1) % masters.count]
         let thread = Thread {
             var movedTo: [Int: Int] = [:]
             var failure: Error?
             do {
                 for slot in first..<(first + count) {
                     let owner = try redisCluster.owner(ofSlot: slot)
-                    let destination = owner == target ? (target + 1) % masters : target
+                    let destination = owner == target ? next : target
                     try redisCluster.migrateSlot(slot, to: destination)
                     movedTo[destination, default: 0] += 1
                 }

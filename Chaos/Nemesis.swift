@@ -132,7 +132,7 @@ final class Nemesis: @unchecked Sendable {
         case .redisFailover:
             return try cluster.failOver(shard: episode.node ?? 0)
         case .redisSlotMigrate:
-            try cluster.beginSlotMigration(first: episode.firstSlot ?? 0, count: episode.slotCount ?? 1, to: episode.node ?? 0)
+            try cluster.beginSlotMigration(first: episode.firstSlot ?? 0, count: episode.slotCount ?? 1, toShard: episode.node ?? 0)
         case .postgresRestart:
             cluster.stopPostgres()
         case .postgresFastRestart:
