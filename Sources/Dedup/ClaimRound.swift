@@ -4,7 +4,12 @@ import Reactor
 final class ClaimRound: RedisReplySink {
     /// An answer, reduced to what resolving the round needs (the holder's bytes are valid
     /// only during the callback; an owner index allocates nothing per event).
-    enum Outcome { case pending, ours, duplicate(holder: Int), watch(owner: Int), unanswered }
+    enum Outcome {
+        case pending, ours, duplicate(holder: Int), watch(owner: Int)
+        /// No verdict: retried. `mayHaveRun` unless Redis refused the SET itself (an error
+        /// reply such as OOM or CLUSTERDOWN) or it was never sent, when it surely did not run.
+        case unanswered(mayHaveRun: Bool)
+    }
     /// Emptied when the round is resolved (its storage goes on to the next stage).
     var events: EventSet
     /// The value every SET of the round writes.
@@ -44,7 +49,15 @@ final class ClaimRound: RedisReplySink {
         switch reply?.kind {
         case .null, .status: engine.claimAnswered(self, index, claimed: true, holder: nil)
         case .string: engine.claimAnswered(self, index, claimed: false, holder: reply!.bytes)
-        default: engine.claimAnswered(self, index, claimed: false, holder: nil)
+        default: engine.claimUnanswered(self, index, mayHaveRun: error.map(Self.mayHaveRun) ?? true)
+        }
+    }
+
+    /// Whether a command that failed with `error` may still have run on the server.
+    static func mayHaveRun(_ error: RedisError) -> Bool {
+        switch error {
+        case .server, .notConnected, .queueFull: return false
+        case .connectionLost, .timedOut, .closed, .unexpectedReply: return true
         }
     }
 }

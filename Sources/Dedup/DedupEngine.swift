@@ -344,8 +344,15 @@ package final class DedupEngine {
             case .watch: round.outcomes[index] = .watch(owner: watch.ownerIndex(of: holder))
             }
         } else {
-            round.outcomes[index] = claimed ? .ours : .unanswered
+            round.outcomes[index] = claimed ? .ours : .unanswered(mayHaveRun: true)
         }
+        round.remaining -= 1
+        if round.remaining == 0 { resolve(round) }
+    }
+
+    /// A claim that got no verdict; see `ClaimRound.Outcome.unanswered`.
+    func claimUnanswered(_ round: ClaimRound, _ index: Int, mayHaveRun: Bool) {
+        round.outcomes[index] = .unanswered(mayHaveRun: mayHaveRun)
         round.remaining -= 1
         if round.remaining == 0 { resolve(round) }
     }
@@ -376,7 +383,11 @@ package final class DedupEngine {
                 duplicate(round.events, i, by: watch.ownerClaims[holder], now: now)
             case .watch(let owner):
                 watch.add(round.events, i, owner: owner, now: now)
-            case .unanswered, .pending:
+            case .unanswered(let mayHaveRun):
+                // Only a SET that may have run can have left this round's value behind; one
+                // Redis refused did not, so its retry treats that value as another copy's.
+                retry.append(round.events, i, attempted: mayHaveRun || round.events.attempted[i])
+            case .pending:
                 retry.append(round.events, i, attempted: true)
             }
         }

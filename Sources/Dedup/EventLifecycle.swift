@@ -7,9 +7,10 @@
 ///      ▲                                 │
 ///      │ no answer (connection lost,     ├─ the key was free, or on a retry it holds
 ///      │ timeout): retried, flagged      │  this round's own claim value ──▶ processing (ours)
-///      │ "attempted"                     ├─ a done marker, or another claim value of ours
-///      └─────────────────────────────────┤  (a copy of the id we already hold) ──▶ duplicate
-///                                        └─ another owner's claim ──────────▶ watched
+///      │ "attempted"; an error reply     ├─ a done marker, or another claim value of ours
+///      │ (OOM, CLUSTERDOWN…: the SET did │  (a copy of the id we already hold) ──▶ duplicate
+///      │ not run): retried, not flagged  │
+///      └─────────────────────────────────┴─ another owner's claim ──────────▶ watched
 ///
 ///   received ──rendezvous hashing over our view of the live members, as the event
 ///             arrives, prefers another member──▶ deferred (when its line has the

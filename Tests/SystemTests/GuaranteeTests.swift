@@ -61,6 +61,32 @@ final class GuaranteeTests: XCTestCase {
                       "rows: \(String(describing: try? system.rowCount(prefix: "g3-"))) of \(expected)")
     }
 
+    /// Nothing lost: a Redis out of memory (past `maxmemory`, every write refused with OOM)
+    /// holds every event back, stores none without a claim, and once it takes writes again
+    /// each is stored and processed exactly once.
+    func testARedisRefusingWritesForWantOfMemoryLosesNothing() throws {
+        let system = try SystemHarness()
+        defer { _ = try? system.redis.cli("CONFIG", "SET", "maxmemory", "0") }
+        try system.startProducer()
+        try system.startListener("m1")
+        try system.startListener("m2")
+        let before = try system.flood(count: 2_000, prefix: "g7-a-", seed: 12)
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "g7-a-")) == before["distinct"] as? Int })
+        let failuresBefore = system.sum("dedup_claim_failures_total")
+        XCTAssertEqual(try system.redis.cli("CONFIG", "SET", "maxmemory", "1"), "OK")
+        let during = try system.flood(count: 2_000, duplicates: 0.2, prefix: "g7-b-", seed: 13)
+        XCTAssertTrue(waitUntil(10) { system.sum("dedup_claim_failures_total") > failuresBefore })
+        usleep(500_000)
+        XCTAssertEqual(try system.rowCount(prefix: "g7-b-"), 0, "stored without a claim while Redis refused writes")
+        XCTAssertEqual(try system.redis.cli("CONFIG", "SET", "maxmemory", "0"), "OK")
+        let expected = (before["distinct"] as! Int) + (during["distinct"] as! Int)
+        XCTAssertTrue(waitUntil(60) { (try? system.rowCount(prefix: "g7-")) == expected },
+                      "rows: \(String(describing: try? system.rowCount(prefix: "g7-"))) of \(expected)")
+        XCTAssertTrue(waitUntil(10) { system.sum("dedup_events_processed_total") == expected },
+                      "processed \(system.sum("dedup_events_processed_total")) of \(expected)")
+        XCTAssertTrue(waitUntil(20) { system.listeners.values.allSatisfy { (try? httpGet(port: $0.port, path: "/health").status) == 200 } })
+    }
+
     /// Nothing lost: PostgreSQL restarted mid-stream: everything stored exactly once when it is back.
     func testPostgresRestartMidStreamLosesNothing() throws {
         let system = try SystemHarness()
