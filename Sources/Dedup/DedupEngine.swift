@@ -350,6 +350,19 @@ package final class DedupEngine {
         if round.remaining == 0 { resolve(round) }
     }
 
+    /// In a retried round, each copy of an id whose earlier SET may have run reads this
+    /// round's value as its own: all but the first copy of an id won in the round are
+    /// duplicates of it (a set of ids only for such rounds, which lost replies make rare).
+    private func keepOneCopyOurs(_ round: ClaimRound) {
+        var won = Set<[UInt8]>()
+        for i in 0..<round.events.count {
+            guard case .ours = round.outcomes[i] else { continue }
+            if !round.events.withID(i, { won.insert(Array($0)).inserted }) {
+                round.outcomes[i] = .duplicate(holder: round.claim.withUnsafeBytes { watch.ownerIndex(of: $0) })
+            }
+        }
+    }
+
     /// A claim that got no verdict; see `ClaimRound.Outcome.unanswered`.
     func claimUnanswered(_ round: ClaimRound, _ index: Int, mayHaveRun: Bool) {
         round.outcomes[index] = .unanswered(mayHaveRun: mayHaveRun)
@@ -360,6 +373,7 @@ package final class DedupEngine {
     private func resolve(_ round: ClaimRound) {
         claimRounds.removeAll { $0 === round }
         let now = loop.nowNanos
+        if round.events.attempted.contains(true) { keepOneCopyOurs(round) }
         // Usually every claim of a round is won: its set then moves on whole, uncopied.
         let allOurs = !round.outcomes.contains { if case .ours = $0 { false } else { true } }
         var mine = allOurs ? EventSet() : sets.take()

@@ -8,8 +8,9 @@
 ///      │ no answer (connection lost,     ├─ the key was free, or on a retry it holds
 ///      │ timeout): retried, flagged      │  this round's own claim value ──▶ processing (ours)
 ///      │ "attempted"; an error reply     ├─ a done marker, or another claim value of ours
-///      │ (OOM, CLUSTERDOWN…: the SET did │  (a copy of the id we already hold) ──▶ duplicate
-///      │ not run): retried, not flagged  │
+///      │ (OOM, CLUSTERDOWN…: the SET did │  (a copy of the id we already hold), or in a
+///      │ not run): retried, not flagged  │  retried round a later copy of an id won in it
+///      │                                 │  ──▶ duplicate
 ///      └─────────────────────────────────┴─ another owner's claim ──────────▶ watched
 ///
 ///   received ──rendezvous hashing over our view of the live members, as the event

@@ -39,6 +39,24 @@ final class LostReplyTests: XCTestCase {
         }
     }
 
+    func testALostClaimReplyOverTwoCopiesOfAnIDProcessesItOnce() throws {
+        let system = try SystemHarness()
+        let redisProxy = try FaultProxy(upstreamPort: system.redis.port)
+        defer { redisProxy.stop() }
+        try system.startProducer()
+        try system.startListener("cut", ["REDIS_URL": "redis://\(redisProxy.address)", "LOCK_TTL_MS": "60000"])
+        try system.publish("{\"event_id\":\"lr-copies-warm\"}")
+        XCTAssertTrue(waitUntil(10) { (try? system.rowCount(prefix: "lr-copies-")) == 1 })
+        // One request, one frame, one claim round: both copies' SETs run, every reply is lost.
+        redisProxy.armCutBeforeReply(matching: "NX\r\n$3\r\nGET")
+        try system.publish("[{\"event_id\":\"lr-copies-x\"},{\"event_id\":\"lr-copies-x\"},{\"event_id\":\"lr-copies-y\"}]")
+        XCTAssertTrue(redisProxy.waitUntil(timeout: .seconds(10)) { $0.cutsFired == 1 }, "the fault never fired: \(redisProxy.stats)")
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "lr-copies-")) == 3 })
+        XCTAssertTrue(waitUntil(10) { system.metric("cut", "dedup_stream_watermark_seq") == 4 })
+        XCTAssertEqual(system.sum("dedup_events_processed_total"), 3, "a copy of lr-copies-x was processed again")
+        XCTAssertEqual(system.sum("dedup_events_duplicate_total"), 1)
+    }
+
     func testALostDoneMarkReplyLosesNothing() throws {
         try checkNothingLost(prefix: "lr-done-") { redis, _ in
             // A done marker's own arguments: `SET event:<id> d|cut PX <window>`.
