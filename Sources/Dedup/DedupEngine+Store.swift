@@ -23,6 +23,10 @@ extension DedupEngine {
         store(batch)
     }
 
+    /// Times a trigger or function refuses a part before its halves are tried apart: once
+    /// could be a passing state, three times in a row looks like a row it will not take.
+    static let codeRefusalsBeforeSplit = 3
+
     /// Inserts the batch's next part; when none is left, the batch is stored. A whole batch
     /// on its first try joins the batches waiting for an insert (see `sendWaitingInserts`).
     func store(_ batch: WorkBatch) {
@@ -56,8 +60,19 @@ extension DedupEngine {
                 self.metrics.storeFailures.add()
                 batch.advance(.insertFailedTransiently)
                 let delay = batch.retry.nextDelay()
-                self.eventLog.event("store-retry", level: .warning, now: self.loop.nowNanos,
-                                    "storing \(part.count) events failed (\(error)); retry \(batch.retry.failures) in \(delay), claims kept alive")
+                if StoreFailure(error) == .refusedByCode, batch.retry.failures >= Self.codeRefusalsBeforeSplit {
+                    if batch.plan.split() {
+                        self.eventLog.event("store-split", level: .warning, now: self.loop.nowNanos,
+                                            "a trigger or function refused \(part.count) events \(batch.retry.failures) times (\(error)); trying each half on its own in \(delay), claims kept alive")
+                    } else {
+                        batch.plan.postpone()
+                        self.eventLog.event("store-retry", level: .warning, now: self.loop.nowNanos,
+                                            "a trigger or function refused seq=\(batch.events.seqs[part.lowerBound]) event_id=\(batch.events.idString(part.lowerBound)) \(batch.retry.failures) times (\(error)); the rest of its batch first, then retry in \(delay), claim kept alive")
+                    }
+                } else {
+                    self.eventLog.event("store-retry", level: .warning, now: self.loop.nowNanos,
+                                        "storing \(part.count) events failed (\(error)); retry \(batch.retry.failures) in \(delay), claims kept alive")
+                }
                 self.loop.schedule(in: delay) { [weak self] in self?.store(batch) }
             }
         }
@@ -109,7 +124,7 @@ extension DedupEngine {
                 switch result {
                 case .success(let inserted): self.metrics.stored.add(inserted.insertedCount)
                 case .failure(let error):
-                    if StoreFailure(error) == .transient { self.metrics.storeFailures.add() }
+                    if StoreFailure(error) != .permanent { self.metrics.storeFailures.add() }
                     guard group.count > 1 else { break }
                     self.eventLog.event("joined-insert-failed", level: .warning, now: self.loop.nowNanos,
                                         "an insert of \(group.count) batches together (\(events) events) failed (\(error)); each batch is stored alone")

@@ -8,6 +8,11 @@ enum StoreFailure: Equatable {
     /// PostgreSQL refuses the data itself and always will: the refused rows are isolated
     /// and dead-lettered, never retried for ever.
     case permanent
+    /// Code in the schema refused the insert: a trigger or a function raised (classes 09,
+    /// 27, 2F, 38, 39, P0). It may be one row, and it may pass once an operator changes
+    /// the code, so it is retried like a transient failure; a part refused this way again
+    /// and again is split, so that one row cannot hold back the rest.
+    case refusedByCode
 
     /// Data exceptions (class 22: bad encoding, NUL in text or jsonb, numeric overflow),
     /// integrity violations (class 23, except the key conflict that ON CONFLICT absorbs
@@ -22,6 +27,7 @@ enum StoreFailure: Equatable {
         }
         switch state.prefix(2) {
         case "22", "54": self = .permanent
+        case "09", "27", "2F", "38", "39", "P0": self = .refusedByCode
         case "23": self = state == "23505" ? .transient : .permanent
         default: self = .transient
         }
@@ -43,14 +49,27 @@ struct InsertPlan: Equatable {
     /// The next part was inserted.
     mutating func inserted() { pending.removeLast() }
 
-    /// The next part was refused for good: returns the row it isolated (to dead-letter),
-    /// or nil when the part was split and its halves are pending.
-    mutating func refused() -> Int? {
-        let part = pending.removeLast()
-        if part.count == 1 { return part.lowerBound }
+    /// Splits the next part in halves, the lower half next; false when it is one row.
+    mutating func split() -> Bool {
+        guard let part = pending.last, part.count > 1 else { return false }
+        pending.removeLast()
         let middle = part.lowerBound + part.count / 2
         pending.append(middle..<part.upperBound)
         pending.append(part.lowerBound..<middle)
-        return nil
+        return true
+    }
+
+    /// Puts the next part behind every other one: a row refused for now waits while the
+    /// rest of its batch goes on.
+    mutating func postpone() {
+        guard pending.count > 1 else { return }
+        pending.insert(pending.removeLast(), at: 0)
+    }
+
+    /// The next part was refused for good: returns the row it isolated (to dead-letter),
+    /// or nil when the part was split and its halves are pending.
+    mutating func refused() -> Int? {
+        if split() { return nil }
+        return pending.removeLast().lowerBound
     }
 }

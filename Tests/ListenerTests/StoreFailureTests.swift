@@ -21,6 +21,33 @@ final class StoreFailureTests: XCTestCase {
         XCTAssertEqual(StoreFailure(PostgresError(.timeout, "slow")), .transient)
     }
 
+    func testARefusalByATriggerOrFunctionIsRetriedNotDeadLettered() {
+        for state in ["P0001", "P0004", "09000", "27000", "2F005", "38001", "39P01"] {
+            XCTAssertEqual(StoreFailure(server(state)), .refusedByCode, state)
+        }
+    }
+
+    /// Splitting and postponing a part a trigger refuses: every other row is stored, and
+    /// the refused one is left alone, last.
+    func testARowRefusedForNowIsSplitOffAndPostponedBehindTheRest() {
+        var plan = InsertPlan(count: 200)
+        var stored = Set<Int>()
+        var attempts = 0
+        while let part = plan.next, attempts < 1_000 {
+            attempts += 1
+            if part.contains(137) {
+                if !plan.split() { plan.postpone() }
+                if part == 137..<138, stored.count == 199 { break }
+            } else {
+                stored.formUnion(part)
+                plan.inserted()
+            }
+        }
+        XCTAssertEqual(stored, Set(0..<200).subtracting([137]))
+        XCTAssertEqual(plan.next, 137..<138)
+        XCTAssertLessThan(attempts, 40)
+    }
+
     /// Inserting with a plan against a table that refuses `bad` rows: returns the rows
     /// stored, the rows dead-lettered and the inserts it took.
     private func simulate(count: Int, bad: Set<Int>) -> (stored: Set<Int>, dead: Set<Int>, inserts: Int) {

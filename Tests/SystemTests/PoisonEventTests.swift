@@ -79,6 +79,41 @@ final class PoisonEventTests: XCTestCase {
         XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id LIKE 'pj-%'"), "240")
     }
 
+    /// A row a trigger refuses (an exception raised for one id) may pass once the trigger
+    /// changes, so it is retried, never dead-lettered; but after three refusals its part
+    /// is split until it stands alone, so every other event of its batch is stored. Once
+    /// the trigger is gone it is stored too, exactly once.
+    func testARowATriggerRefusesHoldsBackOnlyItself() throws {
+        let system = try SystemHarness()
+        defer { _ = try? system.postgres.psql("DROP TRIGGER IF EXISTS refuse_tg_poison ON events; DROP FUNCTION IF EXISTS refuse_tg_poison()") }
+        try system.startProducer()
+        let listener = try system.startListener("tg", ["LOCK_TTL_MS": "1000"])
+        try system.publish("{\"event_id\":\"tg-warm\"}")
+        XCTAssertTrue(waitUntil(10) { (try? system.rowCount(prefix: "tg-")) == 1 })
+        _ = try system.postgres.psql("""
+            CREATE FUNCTION refuse_tg_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.event_id = 'tg-poison' THEN RAISE EXCEPTION 'tg-poison is not welcome'; END IF; RETURN NEW; END $$;
+            CREATE TRIGGER refuse_tg_poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_tg_poison()
+            """)
+        // One request, so one batch: 99 good events with the refused one in the middle.
+        let ids = (1...49).map { "tg-\($0)" } + ["tg-poison"] + (50...99).map { "tg-\($0)" }
+        try system.publish("[" + ids.map { "{\"event_id\":\"\($0)\"}" }.joined(separator: ",") + "]")
+        XCTAssertTrue(waitUntil(60) { (try? system.rowCount(prefix: "tg-")) == 100 },
+                      "rows: \(String(describing: try? system.rowCount(prefix: "tg-"))): \(listener.logTail())")
+        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id = 'tg-poison'"), "0")
+        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM dead_letters"), "0", "a trigger's refusal is not the data's")
+        XCTAssertTrue(listener.logText.contains("trying each half on its own"), listener.logTail(20))
+        XCTAssertGreaterThanOrEqual(system.metric("tg", "dedup_store_failures_total") ?? 0, 3)
+        XCTAssertTrue(waitUntil(10) { (try? httpGet(port: listener.port, path: "/health").status) == 503 }, "the stuck row is not reported")
+
+        _ = try system.postgres.psql("DROP TRIGGER refuse_tg_poison ON events")
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "tg-")) == 101 }, listener.logTail())
+        XCTAssertTrue(waitUntil(10) { system.metric("tg", "dedup_stream_watermark_seq") == 101 })
+        XCTAssertEqual(system.metric("tg", "dedup_events_processed_total"), 101)
+        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM dead_letters"), "0")
+        XCTAssertTrue(waitUntil(10) { (try? httpGet(port: listener.port, path: "/health").status) == 200 })
+    }
+
     /// Each kind of value PostgreSQL cannot hold, alone among good events.
     func testEachKindOfUnstorableEventIsDeadLetteredAlone() throws {
         let system = try SystemHarness()
