@@ -27,6 +27,7 @@ public final class EventLog {
 
     private var segments: [Segment]
     private let writer: LogWriter
+    private let lock: DirectoryLock
     private let logger: Logger
     private var deletions: [String] = []
     private var readBuffer: UnsafeMutableRawPointer
@@ -47,6 +48,7 @@ public final class EventLog {
         self.segmentBytes = segmentBytes ?? Self.segmentBytes(forRetention: retentionBytes)
         self.logger = logger
         try FileIO.makeDirectories(directory)
+        lock = try DirectoryLock(directory: directory)
         let firstSeqs = try FileIO.list(directory).compactMap(SegmentName.firstSeq(ofSegment:)).sorted()
         let (id, created) = try StreamID.loadOrCreate(directory: directory, hasSegments: !firstSeqs.isEmpty)
         streamID = id
@@ -102,9 +104,11 @@ public final class EventLog {
         readBuffer.deallocate()
     }
 
-    /// Stops the sync thread after the group in progress, if any. Call once, last.
+    /// Stops the sync thread after the group in progress, if any, and lets go of the
+    /// directory's lock. Call once, last.
     public func close() {
         writer.stop()
+        lock.release()
     }
 
     /// Oldest retained seq (`lastSeq + 1` when nothing is retained).

@@ -100,6 +100,42 @@ final class DurableLogTests: XCTestCase {
         XCTAssertFalse(other.lines.contains { $0.contains("gap") })
     }
 
+    /// Two producers must never append to one log (two containers on one volume, an
+    /// overlapping restart): the second stops at start-up, naming the directory, and the
+    /// first goes on; once the first is SIGKILLed the directory is free at once.
+    func testASecondProducerOnTheSameDataDirRefusesToStartAndTheFirstGoesOn() throws {
+        let dataDir = temporaryDataDir()
+        let binary = try productPath("producer")
+        func start(_ name: String) throws -> (process: ServiceProcess, http: Int) {
+            let http = freeTCPPort()
+            let environment = ["HTTP_PORT": "\(http)", "WS_PORT": "\(freeTCPPort())", "HOST": "127.0.0.1", "DATA_DIR": dataDir,
+                               "LOG_LEVEL": "warning"]
+            let process = try ServiceProcess(binary: binary, log: dataDir + "-\(name).log", environment: environment)
+            cleanups.append { process.kill(); try? FileManager.default.removeItem(atPath: dataDir + "-\(name).log") }
+            return (process, http)
+        }
+        let first = try start("first")
+        XCTAssertTrue(waitForTCP(port: first.http))
+        XCTAssertEqual(try httpPost(port: first.http, path: "/publish", body: "{\"event_id\":\"one\"}").status, 202)
+
+        let second = try start("second")
+        let deadline = Date().addingTimeInterval(10)
+        while second.process.isRunning && Date() < deadline { usleep(50_000) }
+        XCTAssertFalse(second.process.isRunning, "a second producer started on the same DATA_DIR")
+        XCTAssertNotEqual(second.process.process.terminationStatus, 0)
+        XCTAssertTrue(second.process.logText.contains("another producer"), second.process.logTail())
+        XCTAssertTrue(second.process.logText.contains(dataDir), second.process.logTail())
+
+        let answer = try httpPost(port: first.http, path: "/publish", body: "{\"event_id\":\"two\"}")
+        XCTAssertEqual(answer.status, 202)
+        XCTAssertTrue(answer.body.contains("\"first_seq\":2"), answer.body)
+
+        first.process.kill()
+        let third = try start("third")
+        XCTAssertTrue(waitForTCP(port: third.http), third.process.logTail())
+        XCTAssertTrue(try httpGet(port: third.http, path: "/health").body.contains("\"last_seq\":2"))
+    }
+
     func testEveryEventAnswered202SurvivesSIGKILLDuringAFlood() throws {
         let dataDir = temporaryDataDir()
         let binary = try productPath("producer")
