@@ -75,6 +75,8 @@ final class Cluster: @unchecked Sendable {
     var redisDown: Set<Int> = []
     /// The server each Redis fault in progress stopped, by the master (`shard`) it aimed at.
     private var downForShard: [Int: Int] = [:]
+    /// The server each redis-pause in progress SIGSTOPped, by the master it aimed at.
+    private var pausedForShard: [Int: Int] = [:]
     /// The slot migration in progress, if any.
     private var migration: SlotMigration?
     var postgresExpectedDown = false
@@ -276,6 +278,28 @@ final class Cluster: @unchecked Sendable {
         redisDown.remove(node)
     }
 
+    /// SIGSTOPs master `shard` of the cluster; `resumeRedis(shard:)` continues it.
+    func pauseRedis(shard: Int) throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        let node = try master(ofShard: shard)
+        pausedForShard[shard] = node
+        redisServers[node].pause(true)
+        return "paused node \(node)"
+    }
+
+    /// SIGCONTs the master a redis-pause stopped and waits until the cluster is healthy
+    /// again (by then the node has learnt whether its replica replaced it).
+    func resumeRedis(shard: Int) throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let node = pausedForShard.removeValue(forKey: shard) else { return "" }
+        redisServers[node].pause(false)
+        try redisCluster?.waitUntilHealthy()
+        let masters = (try? redisCluster?.masterNodes()) ?? nil
+        return masters.map { $0.contains(node) ? "node \(node) is still a master" : "node \(node) came back as a replica" } ?? ""
+    }
+
     /// SIGKILLs master `shard` of the cluster and promotes its replica at once (what the
     /// cluster does by itself after the node timeout), so the writes the master had
     /// acknowledged and not replicated yet are lost. `startRedis(shard:)` brings the old
@@ -406,6 +430,7 @@ final class Cluster: @unchecked Sendable {
         defer { lock.unlock() }
         for slot in slots { for proxy in slot.proxies.values { proxy.heal() } }
         if let note = try? finishSlotMigration(), !note.isEmpty { incident("a slot migration was still running at the heal (\(note))") }
+        for shard in pausedForShard.keys.sorted() { _ = try? resumeRedis(shard: shard) }
         for node in redisDown.sorted() { try? startRedisNode(node) }
         downForShard.removeAll()
         if postgresExpectedDown { try? startPostgres() }

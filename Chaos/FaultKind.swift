@@ -22,6 +22,10 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
     /// the writes it had acknowledged and not yet replicated are gone; the old master
     /// comes back as the new one's replica.
     case redisFailover = "redis-failover"
+    /// With `--redis-cluster`: one master SIGSTOPped past the node timeout, so its replica
+    /// takes over, then SIGCONTed: a zombie that clients may still write to until it
+    /// learns it was replaced (the split brain Jepsen found in Redis Cluster).
+    case redisPause = "redis-pause"
     /// PostgreSQL stopped (immediate mode: a crash), down for a while, started again.
     case postgresRestart = "postgres-restart"
     /// PostgreSQL stopped (immediate) and started again at once.
@@ -38,7 +42,7 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
     /// Kinds that need something the binaries may not have yet.
     var needsDurableProducer: Bool { self == .producerKill }
     /// Kinds that only a Redis Cluster has.
-    var needsRedisCluster: Bool { self == .redisSlotMigrate || self == .redisFailover }
+    var needsRedisCluster: Bool { self == .redisSlotMigrate || self == .redisFailover || self == .redisPause }
 
     /// One line for `--help`.
     var summary: String {
@@ -50,6 +54,7 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
         case .redisRestart: return "SIGKILL Redis (a cluster: one master), restart it with its append-only file"
         case .redisWipe: return "SIGKILL Redis (a cluster: one master), restart it without its append-only file (claims lost)"
         case .redisSlotMigrate: return "move a run of slots and their keys to another master mid-stream (--redis-cluster only)"
+        case .redisPause: return "SIGSTOP a master past the node timeout (its replica takes over), then SIGCONT: a zombie (--redis-cluster only)"
         case .redisFailover: return "SIGKILL a master, promote its replica at once (unreplicated writes lost); the old one rejoins as replica (--redis-cluster only)"
         case .postgresRestart: return "stop PostgreSQL (immediate), keep it down a while, start it"
         case .postgresFastRestart: return "stop PostgreSQL (immediate) and start it at once"

@@ -131,6 +131,8 @@ final class Nemesis: @unchecked Sendable {
             return try cluster.stopRedis(wipe: episode.kind == .redisWipe, shard: episode.node ?? 0)
         case .redisFailover:
             return try cluster.failOver(shard: episode.node ?? 0)
+        case .redisPause:
+            return try cluster.pauseRedis(shard: episode.node ?? 0)
         case .redisSlotMigrate:
             try cluster.beginSlotMigration(first: episode.firstSlot ?? 0, count: episode.slotCount ?? 1, toShard: episode.node ?? 0)
         case .postgresRestart:
@@ -165,6 +167,8 @@ final class Nemesis: @unchecked Sendable {
             try cluster.startProducer()
         case .redisRestart, .redisWipe, .redisFailover:
             try cluster.startRedis(shard: episode.node ?? 0)
+        case .redisPause:
+            return try cluster.resumeRedis(shard: episode.node ?? 0)
         case .redisSlotMigrate:
             return try cluster.finishSlotMigration()
         case .postgresRestart:

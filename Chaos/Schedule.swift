@@ -18,7 +18,7 @@ struct FaultEpisode: Sendable, Codable, Equatable {
     /// link-cut: how many requests lose their reply.
     var cuts: Int?
     /// With a Redis Cluster: which master (by its place among the masters as they are when
-    /// the fault begins) a redis-restart, redis-wipe or redis-failover hits, or the one a
+    /// the fault begins) a redis-restart, redis-wipe, redis-failover or redis-pause hits, or the one a
     /// redis-slot-migrate moves slots to.
     var node: Int?
     /// redis-slot-migrate: the first slot of the run moved, and how many.
@@ -30,7 +30,7 @@ struct FaultEpisode: Sendable, Codable, Equatable {
         switch kind {
         case .listenerKill, .listenerStop, .listenerTerm: return "listener-\(listener ?? 0)"
         case .producerKill: return "producer"
-        case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover: return "redis"
+        case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .redisPause: return "redis"
         case .postgresRestart, .postgresFastRestart: return "postgres"
         case .linkReset, .linkBlackhole, .linkLatency, .linkCut: return "link-\(listener ?? 0)-\(link?.rawValue ?? "")"
         }
@@ -84,6 +84,9 @@ struct FaultSchedule: Sendable, Codable {
             case .redisRestart, .redisWipe:
                 episode.duration = uniform(&rng, 0.2...3)
                 if redisNodes > 0 { episode.node = rng.int(0...(redisNodes - 1)) }
+            case .redisPause:
+                episode.duration = uniform(&rng, 2.5...6)
+                episode.node = rng.int(0...max(redisNodes - 1, 0))
             case .redisFailover:
                 episode.duration = uniform(&rng, 0.5...3)
                 episode.node = rng.int(0...max(redisNodes - 1, 0))

@@ -42,7 +42,7 @@ enum TimelineSVG {
     private static func colour(_ kind: FaultKind) -> String {
         switch kind {
         case .listenerKill, .listenerStop, .listenerTerm, .producerKill: return "#cf222e"
-        case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .postgresRestart, .postgresFastRestart: return "#bc4c00"
+        case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .redisPause, .postgresRestart, .postgresFastRestart: return "#bc4c00"
         case .linkReset, .linkBlackhole, .linkLatency, .linkCut: return "#0969da"
         }
     }
@@ -51,7 +51,7 @@ enum TimelineSVG {
     private static func tint(_ kind: FaultKind) -> String {
         switch kind {
         case .listenerKill, .listenerStop, .listenerTerm, .producerKill: return "#fbe3e4"
-        case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .postgresRestart, .postgresFastRestart: return "#fdebd9"
+        case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .redisPause, .postgresRestart, .postgresFastRestart: return "#fdebd9"
         case .linkReset, .linkBlackhole, .linkLatency, .linkCut: return "#e3eefc"
         }
     }

@@ -56,7 +56,7 @@ final class ChaosScheduleTests: XCTestCase {
             for episode in schedule.episodes {
                 XCTAssertNotEqual(episode.link, .redis, "seed \(seed): \(episode.label)")
                 switch episode.kind {
-                case .redisRestart, .redisWipe, .redisFailover:
+                case .redisRestart, .redisWipe, .redisFailover, .redisPause:
                     XCTAssertTrue((0..<3).contains(episode.node ?? -1), "seed \(seed): \(episode.label)")
                 case .redisSlotMigrate:
                     migrations += 1

@@ -168,9 +168,17 @@ public final class RedisTestServer: @unchecked Sendable {
     /// itself, or after `stop()`).
     public var isRunning: Bool { process?.isRunning ?? false }
 
+    /// SIGSTOPs (true) or SIGCONTs (false) the server: a process that stops answering
+    /// without closing anything, as a long GC-like pause or a frozen VM would.
+    public func pause(_ paused: Bool) {
+        guard let process else { return }
+        kill(process.processIdentifier, paused ? SIGSTOP : SIGCONT)
+    }
+
     /// Kills the server (SIGKILL: like a crash).
     public func stop() {
         guard let process else { return }
+        kill(process.processIdentifier, SIGCONT)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         TestServers.untrack(process.processIdentifier)
