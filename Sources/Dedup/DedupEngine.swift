@@ -351,10 +351,15 @@ package final class DedupEngine {
     }
 
     /// In a retried round, each copy of an id whose earlier SET may have run reads this
-    /// round's value as its own: all but the first copy of an id won in the round are
-    /// duplicates of it (a set of ids only for such rounds, which lost replies make rare).
+    /// round's value as its own, and so does a copy of an id another copy of which is
+    /// already in our hands under that value: only a first copy, of an id not in hand, is
+    /// ours; the others are duplicates of it (a set of ids only for such rounds, which lost
+    /// replies make rare).
     private func keepOneCopyOurs(_ round: ClaimRound) {
         var won = Set<[UInt8]>()
+        for batch in work where batch.claim == round.claim {
+            for i in 0..<batch.events.count { batch.events.withID(i) { _ = won.insert(Array($0)) } }
+        }
         for i in 0..<round.events.count {
             guard case .ours = round.outcomes[i] else { continue }
             if !round.events.withID(i, { won.insert(Array($0)).inserted }) {

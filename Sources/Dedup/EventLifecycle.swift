@@ -10,7 +10,7 @@
 ///      │ "attempted"; an error reply     ├─ a done marker, or another claim value of ours
 ///      │ (OOM, CLUSTERDOWN…: the SET did │  (a copy of the id we already hold), or in a
 ///      │ not run): retried, not flagged  │  retried round a later copy of an id won in it
-///      │                                 │  ──▶ duplicate
+///      │                                 │  or already in hand ──▶ duplicate
 ///      └─────────────────────────────────┴─ another owner's claim ──────────▶ watched
 ///
 ///   received ──rendezvous hashing over our view of the live members, as the event

@@ -57,6 +57,26 @@ final class LostReplyTests: XCTestCase {
         XCTAssertEqual(system.sum("dedup_events_duplicate_total"), 1)
     }
 
+    func testALostClaimReplyOverACopyOfAnIDInHandProcessesItOnce() throws {
+        let system = try SystemHarness()
+        let redisProxy = try FaultProxy(upstreamPort: system.redis.port)
+        defer { redisProxy.stop() }
+        try system.startProducer()
+        // The first copy stays in hand (processing) long enough for the second to come.
+        try system.startListener("cut", ["REDIS_URL": "redis://\(redisProxy.address)", "LOCK_TTL_MS": "60000",
+                                         "PROCESS_DELAY_MS": "2000"])
+        try system.publish("{\"event_id\":\"lr-inhand-x\"}")
+        XCTAssertTrue(waitUntil(10) { system.metric("cut", "dedup_events_claimed_total") == 1 })
+        // The second copy's SET runs (and finds the first copy's claim); its reply is lost.
+        redisProxy.armCutBeforeReply(matching: "NX\r\n$3\r\nGET")
+        try system.publish("{\"event_id\":\"lr-inhand-x\"}")
+        XCTAssertTrue(redisProxy.waitUntil(timeout: .seconds(10)) { $0.cutsFired == 1 }, "the fault never fired: \(redisProxy.stats)")
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "lr-inhand-")) == 1 })
+        XCTAssertTrue(waitUntil(10) { system.metric("cut", "dedup_stream_watermark_seq") == 2 })
+        XCTAssertEqual(system.sum("dedup_events_processed_total"), 1, "the copy in hand was processed again")
+        XCTAssertEqual(system.sum("dedup_events_duplicate_total"), 1)
+    }
+
     func testALostDoneMarkReplyLosesNothing() throws {
         try checkNothingLost(prefix: "lr-done-") { redis, _ in
             // A done marker's own arguments: `SET event:<id> d|cut PX <window>`.
