@@ -39,42 +39,42 @@ final class LostReplyTests: XCTestCase {
         }
     }
 
-    func testALostClaimReplyOverTwoCopiesOfAnIDProcessesItOnce() throws {
+    /// One listener whose Redis link loses every reply of the claim round that `body`
+    /// starts, after `before` ran: checks `rows` rows under `prefix`, the watermark at
+    /// `lastSeq`, each id processed once and one copy counted a duplicate.
+    private func checkOneCopyProcessed(prefix: String, environment: [String: String] = [:], before: (SystemHarness) throws -> Void,
+                                       body: String, rows: Int, lastSeq: Int) throws {
         let system = try SystemHarness()
         let redisProxy = try FaultProxy(upstreamPort: system.redis.port)
         defer { redisProxy.stop() }
         try system.startProducer()
-        try system.startListener("cut", ["REDIS_URL": "redis://\(redisProxy.address)", "LOCK_TTL_MS": "60000"])
-        try system.publish("{\"event_id\":\"lr-copies-warm\"}")
-        XCTAssertTrue(waitUntil(10) { (try? system.rowCount(prefix: "lr-copies-")) == 1 })
-        // One request, one frame, one claim round: both copies' SETs run, every reply is lost.
+        try system.startListener("cut", ["REDIS_URL": "redis://\(redisProxy.address)", "LOCK_TTL_MS": "60000"].merging(environment) { $1 })
+        try before(system)
         redisProxy.armCutBeforeReply(matching: "NX\r\n$3\r\nGET")
-        try system.publish("[{\"event_id\":\"lr-copies-x\"},{\"event_id\":\"lr-copies-x\"},{\"event_id\":\"lr-copies-y\"}]")
+        try system.publish(body)
         XCTAssertTrue(redisProxy.waitUntil(timeout: .seconds(10)) { $0.cutsFired == 1 }, "the fault never fired: \(redisProxy.stats)")
-        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "lr-copies-")) == 3 })
-        XCTAssertTrue(waitUntil(10) { system.metric("cut", "dedup_stream_watermark_seq") == 4 })
-        XCTAssertEqual(system.sum("dedup_events_processed_total"), 3, "a copy of lr-copies-x was processed again")
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: prefix)) == rows })
+        XCTAssertTrue(waitUntil(10) { system.metric("cut", "dedup_stream_watermark_seq") == lastSeq })
+        XCTAssertEqual(system.sum("dedup_events_processed_total"), rows, "a copy was processed again")
         XCTAssertEqual(system.sum("dedup_events_duplicate_total"), 1)
     }
 
+    func testALostClaimReplyOverTwoCopiesOfAnIDProcessesItOnce() throws {
+        // One request, one frame, one claim round: both copies' SETs run, every reply is lost.
+        try checkOneCopyProcessed(prefix: "lr-copies-", before: { system in
+            try system.publish("{\"event_id\":\"lr-copies-warm\"}")
+            XCTAssertTrue(waitUntil(10) { (try? system.rowCount(prefix: "lr-copies-")) == 1 })
+        }, body: "[{\"event_id\":\"lr-copies-x\"},{\"event_id\":\"lr-copies-x\"},{\"event_id\":\"lr-copies-y\"}]",
+           rows: 3, lastSeq: 4)
+    }
+
     func testALostClaimReplyOverACopyOfAnIDInHandProcessesItOnce() throws {
-        let system = try SystemHarness()
-        let redisProxy = try FaultProxy(upstreamPort: system.redis.port)
-        defer { redisProxy.stop() }
-        try system.startProducer()
-        // The first copy stays in hand (processing) long enough for the second to come.
-        try system.startListener("cut", ["REDIS_URL": "redis://\(redisProxy.address)", "LOCK_TTL_MS": "60000",
-                                         "PROCESS_DELAY_MS": "2000"])
-        try system.publish("{\"event_id\":\"lr-inhand-x\"}")
-        XCTAssertTrue(waitUntil(10) { system.metric("cut", "dedup_events_claimed_total") == 1 })
-        // The second copy's SET runs (and finds the first copy's claim); its reply is lost.
-        redisProxy.armCutBeforeReply(matching: "NX\r\n$3\r\nGET")
-        try system.publish("{\"event_id\":\"lr-inhand-x\"}")
-        XCTAssertTrue(redisProxy.waitUntil(timeout: .seconds(10)) { $0.cutsFired == 1 }, "the fault never fired: \(redisProxy.stats)")
-        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "lr-inhand-")) == 1 })
-        XCTAssertTrue(waitUntil(10) { system.metric("cut", "dedup_stream_watermark_seq") == 2 })
-        XCTAssertEqual(system.sum("dedup_events_processed_total"), 1, "the copy in hand was processed again")
-        XCTAssertEqual(system.sum("dedup_events_duplicate_total"), 1)
+        // The first copy stays in hand (processing) while the second copy's SET runs, finds
+        // the first one's claim, and loses its reply.
+        try checkOneCopyProcessed(prefix: "lr-inhand-", environment: ["PROCESS_DELAY_MS": "2000"], before: { system in
+            try system.publish("{\"event_id\":\"lr-inhand-x\"}")
+            XCTAssertTrue(waitUntil(10) { system.metric("cut", "dedup_events_claimed_total") == 1 })
+        }, body: "{\"event_id\":\"lr-inhand-x\"}", rows: 1, lastSeq: 2)
     }
 
     func testALostDoneMarkReplyLosesNothing() throws {
