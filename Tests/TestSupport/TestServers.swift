@@ -7,7 +7,25 @@ import Synchronization
 /// installs the packages; a missing binary fails the test with a line saying what to install.
 public enum TestServers {
     /// A port nobody listens on right now.
+    /// Never one this process was given lately: binding port 0 again once the probe socket
+    /// is closed can return the same port, and two services given one port collide (seen:
+    /// a chaos run's producer given the same HTTP_PORT and WS_PORT).
     public static func freePort() -> Int {
+        while true {
+            let port = unboundPort()
+            let fresh = recentPorts.withLock { recent -> Bool in
+                if recent.contains(port) { return false }
+                recent.append(port)
+                if recent.count > 1_024 { recent.removeFirst(recent.count - 1_024) }
+                return true
+            }
+            if fresh { return port }
+        }
+    }
+
+    private static let recentPorts = Mutex<[Int]>([])
+
+    private static func unboundPort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = loopbackAddress(port: 0)
