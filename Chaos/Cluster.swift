@@ -325,9 +325,10 @@ final class Cluster: @unchecked Sendable {
         let job = SlotMigration()
         lock.lock()
         defer { lock.unlock() }
-        migration = job
         let masters = try redisCluster.masterNodes()
         guard masters.count > 1 else { throw TestServerError.failed("slot migration needs two masters, the cluster lists \(masters)") }
+        // Only a job whose thread starts is waited for: one that never ran would never end.
+        migration = job
         let target = masters[shard % masters.count]
         let next = masters[(shard + 1) % masters.count]
         let thread = Thread {

@@ -49,15 +49,7 @@ final class ClaimRound: RedisReplySink {
         switch reply?.kind {
         case .null, .status: engine.claimAnswered(self, index, claimed: true, holder: nil)
         case .string: engine.claimAnswered(self, index, claimed: false, holder: reply!.bytes)
-        default: engine.claimUnanswered(self, index, mayHaveRun: error.map(Self.mayHaveRun) ?? true)
-        }
-    }
-
-    /// Whether a command that failed with `error` may still have run on the server.
-    static func mayHaveRun(_ error: RedisError) -> Bool {
-        switch error {
-        case .server, .notConnected, .queueFull: return false
-        case .connectionLost, .timedOut, .closed, .unexpectedReply: return true
+        default: engine.claimUnanswered(self, index, mayHaveRun: error?.commandMayHaveRun ?? true)
         }
     }
 }

@@ -106,13 +106,13 @@ final class DurableLogTests: XCTestCase {
     func testASecondProducerOnTheSameDataDirRefusesToStartAndTheFirstGoesOn() throws {
         let dataDir = temporaryDataDir()
         let binary = try productPath("producer")
-        func start(_ name: String) throws -> (process: ServiceProcess, http: Int) {
-            let http = freeTCPPort()
-            let environment = ["HTTP_PORT": "\(http)", "WS_PORT": "\(freeTCPPort())", "HOST": "127.0.0.1", "DATA_DIR": dataDir,
+        func start(_ name: String) throws -> (process: ServiceProcess, http: Int, ws: Int) {
+            let http = freeTCPPort(), ws = freeTCPPort()
+            let environment = ["HTTP_PORT": "\(http)", "WS_PORT": "\(ws)", "HOST": "127.0.0.1", "DATA_DIR": dataDir,
                                "LOG_LEVEL": "warning"]
             let process = try ServiceProcess(binary: binary, log: dataDir + "-\(name).log", environment: environment)
             cleanups.append { process.kill(); try? FileManager.default.removeItem(atPath: dataDir + "-\(name).log") }
-            return (process, http)
+            return (process, http, ws)
         }
         let first = try start("first")
         XCTAssertTrue(waitForTCP(port: first.http))
@@ -133,7 +133,14 @@ final class DurableLogTests: XCTestCase {
         first.process.kill()
         let third = try start("third")
         XCTAssertTrue(waitForTCP(port: third.http), third.process.logTail())
-        XCTAssertTrue(try httpGet(port: third.http, path: "/health").body.contains("\"last_seq\":2"))
+        let health = try httpGet(port: third.http, path: "/health")
+        XCTAssertTrue(health.body.contains("\"last_seq\":2"), health.body)
+        // Both accepted events are in the log once each, in order, the second never clobbered.
+        let loop = try EventLoop()
+        let replay = try Recorder(loop: loop, port: third.ws, fromSeq: 0)
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { replay.seqs.count == 2 })
+        XCTAssertEqual(replay.lines, ["{\"seq\":1,\"event_id\":\"one\",\"payload\":null}",
+                                      "{\"seq\":2,\"event_id\":\"two\",\"payload\":null}"])
     }
 
     func testEveryEventAnswered202SurvivesSIGKILLDuringAFlood() throws {

@@ -16,6 +16,16 @@ public enum RedisError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A reply of a type the typed operation cannot turn into its result.
     case unexpectedReply(String)
 
+    /// Whether the failed command may still have run on the server: an error reply means
+    /// Redis refused it, and a command issued while down or over the queue was never sent;
+    /// a lost connection, a timeout or a close may come after it ran.
+    public var commandMayHaveRun: Bool {
+        switch self {
+        case .server, .notConnected, .queueFull: return false
+        case .connectionLost, .timedOut, .closed, .unexpectedReply: return true
+        }
+    }
+
     /// One line for logs and `/health`.
     public var description: String {
         switch self {
