@@ -70,6 +70,8 @@ final class Cluster: @unchecked Sendable {
     private(set) var producer: ServiceProcess?
     private(set) var producerLives = 0
     var producerExpectedDown = false
+    /// A producer-stop is in progress.
+    private(set) var producerPaused = false
     var producerMaxRSS = 0
     /// Indexes in `redisServers` the nemesis has down.
     var redisDown: Set<Int> = []
@@ -80,6 +82,8 @@ final class Cluster: @unchecked Sendable {
     /// The slot migration in progress, if any.
     private var migration: SlotMigration?
     var postgresExpectedDown = false
+    /// A postgres-pause is in progress.
+    private(set) var postgresPaused = false
     private(set) var slots: [ListenerSlot] = []
     /// Processes that exited without the nemesis asking, and other things no fault explains.
     private(set) var incidents: [(time: Double, text: String)] = []
@@ -144,6 +148,15 @@ final class Cluster: @unchecked Sendable {
         guard TestServers.waitForPort(httpPort, timeout: 30), TestServers.waitForPort(wsPort, timeout: 10) else {
             throw TestServerError.failed("producer did not listen: \(producer?.logTail() ?? "")")
         }
+    }
+
+    /// SIGSTOPs (true) or SIGCONTs (false) the producer.
+    func pauseProducer(_ pause: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let producer, producer.isRunning else { return }
+        producerPaused = pause
+        kill(producer.pid, pause ? SIGSTOP : SIGCONT)
     }
 
     /// SIGKILLs the producer.
@@ -373,6 +386,15 @@ final class Cluster: @unchecked Sendable {
         postgres.stop()
     }
 
+    /// SIGSTOPs (true) or SIGCONTs (false) PostgreSQL's postmaster and every backend.
+    /// Returns how many processes it signalled.
+    func pausePostgres(_ pause: Bool) -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        postgresPaused = pause
+        return "\(postgres.pause(pause)) processes"
+    }
+
     func startPostgres() throws {
         lock.lock()
         defer { lock.unlock() }
@@ -434,7 +456,9 @@ final class Cluster: @unchecked Sendable {
         for shard in pausedForShard.keys.sorted() { _ = try? resumeRedis(shard: shard) }
         for node in redisDown.sorted() { try? startRedisNode(node) }
         downForShard.removeAll()
+        if postgresPaused { _ = pausePostgres(false) }
         if postgresExpectedDown { try? startPostgres() }
+        if producerPaused { pauseProducer(false) }
         if producerExpectedDown { try? startProducer() }
         for slot in slots {
             if let life = slot.current, life.stopped { pauseListener(slot.index, false) }

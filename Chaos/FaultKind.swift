@@ -22,9 +22,10 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
     /// the writes it had acknowledged and not yet replicated are gone; the old master
     /// comes back as the new one's replica.
     case redisFailover = "redis-failover"
-    /// With `--redis-cluster`: one master SIGSTOPped past the node timeout, so its replica
-    /// takes over, then SIGCONTed: a zombie that clients may still write to until it
-    /// learns it was replaced (the split brain Jepsen found in Redis Cluster).
+    /// Redis SIGSTOPped a while, then SIGCONTed: every command waits, unanswered. With
+    /// `--redis-cluster`: one master, past the node timeout, so its replica takes over and
+    /// it comes back a zombie that clients may still write to until it learns it was
+    /// replaced (the split brain Jepsen found in Redis Cluster).
     case redisPause = "redis-pause"
     /// PostgreSQL stopped (immediate mode: a crash), down for a while, started again.
     case postgresRestart = "postgres-restart"
@@ -38,11 +39,17 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
     case linkLatency = "link-latency"
     /// One listener link lets a request through and drops its reply, then resets.
     case linkCut = "link-cut"
+    /// The producer SIGSTOPped a while, then SIGCONTed: a frozen VM or a long pause. Requests
+    /// in flight get no answer until it continues; nothing it answered 202 may be lost.
+    case producerStop = "producer-stop"
+    /// PostgreSQL, the postmaster and every backend, SIGSTOPped a while, then SIGCONTed:
+    /// every insert hangs with its connection open, then goes on.
+    case postgresPause = "postgres-pause"
 
     /// Kinds that need something the binaries may not have yet.
     var needsDurableProducer: Bool { self == .producerKill }
     /// Kinds that only a Redis Cluster has.
-    var needsRedisCluster: Bool { self == .redisSlotMigrate || self == .redisFailover || self == .redisPause }
+    var needsRedisCluster: Bool { self == .redisSlotMigrate || self == .redisFailover }
 
     /// One line for `--help`.
     var summary: String {
@@ -54,7 +61,7 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
         case .redisRestart: return "SIGKILL Redis (a cluster: one master), restart it with its append-only file"
         case .redisWipe: return "SIGKILL Redis (a cluster: one master), restart it without its append-only file (claims lost)"
         case .redisSlotMigrate: return "move a run of slots and their keys to another master mid-stream (--redis-cluster only)"
-        case .redisPause: return "SIGSTOP a master past the node timeout (its replica takes over), then SIGCONT: a zombie (--redis-cluster only)"
+        case .redisPause: return "SIGSTOP Redis a while, then SIGCONT (a cluster: one master, past the node timeout, so its replica takes over and it comes back a zombie)"
         case .redisFailover: return "SIGKILL a master, promote its replica at once (unreplicated writes lost); the old one rejoins as replica (--redis-cluster only)"
         case .postgresRestart: return "stop PostgreSQL (immediate), keep it down a while, start it"
         case .postgresFastRestart: return "stop PostgreSQL (immediate) and start it at once"
@@ -62,6 +69,8 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
         case .linkBlackhole: return "black-hole one listener link (half-open: nothing moves, nothing closes)"
         case .linkLatency: return "add latency to one listener link"
         case .linkCut: return "one listener link: a request goes through, its reply is dropped, then reset"
+        case .producerStop: return "SIGSTOP the producer a while, then SIGCONT (requests in flight wait, unanswered)"
+        case .postgresPause: return "SIGSTOP PostgreSQL (postmaster and backends) a while, then SIGCONT"
         }
     }
 }

@@ -127,6 +127,8 @@ final class Nemesis: @unchecked Sendable {
             cluster.pauseListener(slot, true)
         case .producerKill:
             cluster.killProducer()
+        case .producerStop:
+            cluster.pauseProducer(true)
         case .redisRestart, .redisWipe:
             return try cluster.stopRedis(wipe: episode.kind == .redisWipe, shard: episode.node ?? 0)
         case .redisFailover:
@@ -140,6 +142,8 @@ final class Nemesis: @unchecked Sendable {
         case .postgresFastRestart:
             cluster.stopPostgres()
             try cluster.startPostgres()
+        case .postgresPause:
+            return cluster.pausePostgres(true)
         case .linkReset:
             proxy(episode).resetAll()
         case .linkBlackhole:
@@ -165,6 +169,10 @@ final class Nemesis: @unchecked Sendable {
             cluster.pauseListener(slot, false)
         case .producerKill:
             try cluster.startProducer()
+        case .producerStop:
+            cluster.pauseProducer(false)
+        case .postgresPause:
+            return cluster.pausePostgres(false)
         case .redisRestart, .redisWipe, .redisFailover:
             try cluster.startRedis(shard: episode.node ?? 0)
         case .redisPause:

@@ -29,9 +29,9 @@ struct FaultEpisode: Sendable, Codable, Equatable {
     var resource: String {
         switch kind {
         case .listenerKill, .listenerStop, .listenerTerm: return "listener-\(listener ?? 0)"
-        case .producerKill: return "producer"
+        case .producerKill, .producerStop: return "producer"
         case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .redisPause: return "redis"
-        case .postgresRestart, .postgresFastRestart: return "postgres"
+        case .postgresRestart, .postgresFastRestart, .postgresPause: return "postgres"
         case .linkReset, .linkBlackhole, .linkLatency, .linkCut: return "link-\(listener ?? 0)-\(link?.rawValue ?? "")"
         }
     }
@@ -86,7 +86,7 @@ struct FaultSchedule: Sendable, Codable {
                 if redisNodes > 0 { episode.node = rng.int(0...(redisNodes - 1)) }
             case .redisPause:
                 episode.duration = uniform(&rng, 2.5...6)
-                episode.node = rng.int(0...max(redisNodes - 1, 0))
+                if redisNodes > 0 { episode.node = rng.int(0...(redisNodes - 1)) }
             case .redisFailover:
                 episode.duration = uniform(&rng, 0.5...3)
                 episode.node = rng.int(0...max(redisNodes - 1, 0))
@@ -97,6 +97,8 @@ struct FaultSchedule: Sendable, Codable {
                 episode.firstSlot = rng.int(0...(16_384 - episode.slotCount!))
             case .postgresRestart:
                 episode.duration = uniform(&rng, 0.2...3)
+            case .producerStop, .postgresPause:
+                episode.duration = uniform(&rng, 0.5...6)
             case .postgresFastRestart, .linkReset:
                 break
             case .linkBlackhole:

@@ -41,8 +41,8 @@ enum TimelineSVG {
     /// Processes red, servers orange, links blue.
     private static func colour(_ kind: FaultKind) -> String {
         switch kind {
-        case .listenerKill, .listenerStop, .listenerTerm, .producerKill: return "#cf222e"
-        case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .redisPause, .postgresRestart, .postgresFastRestart: return "#bc4c00"
+        case .listenerKill, .listenerStop, .listenerTerm, .producerKill, .producerStop: return "#cf222e"
+        case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .redisPause, .postgresRestart, .postgresFastRestart, .postgresPause: return "#bc4c00"
         case .linkReset, .linkBlackhole, .linkLatency, .linkCut: return "#0969da"
         }
     }
@@ -50,8 +50,8 @@ enum TimelineSVG {
     /// The band behind the curves: the kind's colour, pale.
     private static func tint(_ kind: FaultKind) -> String {
         switch kind {
-        case .listenerKill, .listenerStop, .listenerTerm, .producerKill: return "#fbe3e4"
-        case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .redisPause, .postgresRestart, .postgresFastRestart: return "#fdebd9"
+        case .listenerKill, .listenerStop, .listenerTerm, .producerKill, .producerStop: return "#fbe3e4"
+        case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .redisPause, .postgresRestart, .postgresFastRestart, .postgresPause: return "#fdebd9"
         case .linkReset, .linkBlackhole, .linkLatency, .linkCut: return "#e3eefc"
         }
     }

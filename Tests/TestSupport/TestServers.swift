@@ -271,8 +271,35 @@ public final class PostgresTestServer: @unchecked Sendable {
     /// or after `stop()`).
     public var isRunning: Bool { process?.isRunning ?? false }
 
+    /// SIGSTOPs (true) or SIGCONTs (false) the postmaster and every process it started
+    /// (backends, writers, the checkpointer): a server that stops answering with every
+    /// connection open, as a frozen VM would. Returns how many processes it signalled.
+    @discardableResult
+    public func pause(_ paused: Bool) -> Int {
+        guard let postmaster = process?.processIdentifier else { return 0 }
+        // The postmaster first when stopping, so it starts nothing new meanwhile; last when
+        // continuing, so it finds every child running again.
+        let children = Self.children(of: postmaster)
+        let order = paused ? [postmaster] + children : children + [postmaster]
+        for pid in order { kill(pid, paused ? SIGSTOP : SIGCONT) }
+        return order.count
+    }
+
+    /// The pids whose parent is `parent`, from /proc.
+    private static func children(of parent: pid_t) -> [pid_t] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap { name -> pid_t? in
+            guard let pid = pid_t(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            // "pid (comm) state ppid ...": the comm may hold spaces, so fields count from its ")".
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && pid_t(fields[1]) == parent ? pid : nil
+        }
+    }
+
     /// Stops the server at once (immediate mode: like a crash, no checkpoint).
     public func stop() {
+        pause(false)
         _ = try? TestServers.run("/usr/sbin/runuser", ["-u", "postgres", "--", binDir + "/pg_ctl", "-D", dir + "/data",
                                                        "-m", "immediate", "stop"])
         process?.waitUntilExit()
