@@ -27,6 +27,7 @@ package final class ListenerMetrics: Sendable {
     package let deferred: Gauge
     package let sharing: Gauge
     package let watermark: Gauge
+    package let durableCommits: Gauge
 
     package init(instance: String) {
         registry = MetricsRegistry(labels: [("instance", instance)])
@@ -56,5 +57,6 @@ package final class ListenerMetrics: Sendable {
         deferred = registry.gauge("dedup_events_deferred", help: "Events rendezvous hashing gave to another listener, held until it shows them finished.")
         sharing = registry.gauge("dedup_listeners_sharing", help: "Live listeners on this stream that claims are shared among, this one included.")
         watermark = registry.gauge("dedup_stream_watermark_seq", help: "Highest seq at or below which everything is finished.")
+        durableCommits = registry.gauge("dedup_postgres_durable_commits", help: "1 when PostgreSQL confirms this instance's inserts only once they are on disk (synchronous_commit not off), 0 when a crash of PostgreSQL could lose confirmed rows; 1 until first checked.")
     }
 }

@@ -74,8 +74,16 @@ final class ListenerRuntime {
         } else {
             logger.info("Redis Cluster with \(urls.count) seed nodes")
         }
-        db.onStateChange = { state, error in
+        metrics.durableCommits.set(1)
+        db.onStateChange = { [weak db] state, error in
             logger.log(level: state == .up ? .info : .warning, "postgres \(state)\(error.map { ": \($0)" } ?? "")")
+            // Asked on every connection: a reconnect may reach another server.
+            guard state == .up, let db else { return }
+            CommitDurability.check(on: db) { durability in
+                guard let durability else { return }
+                metrics.durableCommits.set(durability == .durable ? 1 : 0)
+                if durability != .durable { logger.warning("\(CommitDurability.warning)") }
+            }
         }
         watermarks.load { [weak self] resume in
             guard let self else { return }
