@@ -31,6 +31,9 @@ struct ChaosOptions: Sendable {
     var dryRun = false
     /// Redis as a Redis Cluster (3 masters, a replica each) instead of one server.
     var redisCluster = false
+    /// A negative control: the listeners' PostgreSQL sessions at `synchronous_commit=off`,
+    /// so a PostgreSQL crash loses rows it confirmed, and the checker must report them lost.
+    var postgresAsyncCommit = false
     /// Masters of the cluster `--redis-cluster` starts.
     static let clusterMasters = 3
     /// The masters the schedule draws from: 0 without a cluster.
@@ -65,6 +68,9 @@ struct ChaosOptions: Sendable {
                                (append-only files): redis faults hit one master, masters
                                fail over, slots move mid-stream, and the listeners reach
                                the nodes directly (no Redis link faults)
+          --postgres-async-commit  a negative control: the listeners' PostgreSQL sessions at
+                               synchronous_commit=off, so a postgres-restart loses rows already
+                               confirmed and marked done; the run must FAIL with lost ids
           --dry-run            print the schedule for the seed and exit
           --help               this text
 
@@ -113,6 +119,7 @@ struct ChaosOptions: Sendable {
                 case "--max-producer-rss-mib": options.maxProducerRSSMiB = try number(arg, 16...65_536)
                 case "--dry-run": options.dryRun = true
                 case "--redis-cluster": options.redisCluster = true
+                case "--postgres-async-commit": options.postgresAsyncCommit = true
                 case "--faults":
                     let text = try value(arg)
                     if text == "all" { allFaults = true } else if text == "none" { options.faults = [] } else {

@@ -29,6 +29,7 @@ final class ChaosRun {
         if options.gap != ChaosOptions().gap { parts.append("--gap \(options.gap.lowerBound),\(options.gap.upperBound)") }
         if options.processDelayMillis != ChaosOptions().processDelayMillis { parts.append("--process-delay-ms \(options.processDelayMillis)") }
         if options.redisCluster { parts.append("--redis-cluster") }
+        if options.postgresAsyncCommit { parts.append("--postgres-async-commit") }
         return parts.joined(separator: " ")
     }
 
@@ -48,6 +49,9 @@ final class ChaosRun {
                                               redisNodes: options.redisNodes)
         print("chaos: binaries \(binaries.origin); producer durable log: \(binaries.producerHasDataDir ? "yes" : "no (producer faults off)")")
         print("chaos: redis: \(options.redisCluster ? "a Redis Cluster of \(ChaosOptions.clusterMasters) masters with a replica each, reached directly" : "one redis-server, through each listener's proxy")")
+        if options.postgresAsyncCommit {
+            print("chaos: NEGATIVE CONTROL: the listeners' PostgreSQL sessions run at synchronous_commit=off; a PostgreSQL crash loses confirmed rows, and this run must find them lost")
+        }
         print("chaos: \(schedule.episodes.count) faults over \(Int(options.seconds)) s from \(kinds.count) kinds:")
         for episode in schedule.episodes { print("  #\(episode.index) +\(formatSeconds(episode.start)) \(episode.label)") }
         if options.dryRun { return true }

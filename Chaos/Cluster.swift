@@ -181,7 +181,8 @@ final class Cluster: @unchecked Sendable {
         let env = ["INSTANCE_ID": id, "PORT": "\(slot.port)", "HOST": "127.0.0.1",
                    "PRODUCER_URL": "ws://127.0.0.1:\(proxies[.producer]!.port)/",
                    "REDIS_URL": redisCluster?.seedsURL ?? "redis://127.0.0.1:\(proxies[.redis]!.port)",
-                   "DATABASE_URL": "postgres://postgres@127.0.0.1:\(proxies[.postgres]!.port)/postgres",
+                   "DATABASE_URL": "postgres://postgres@127.0.0.1:\(proxies[.postgres]!.port)/postgres"
+                       + (options.postgresAsyncCommit ? "?options=-c%20synchronous_commit%3Doff" : ""),
                    "LOCK_TTL_MS": "\(options.lockTTLMillis)", "SHUTDOWN_TIMEOUT_MS": "3000",
                    "PROCESS_DELAY_MS": "\(options.processDelayMillis)",
                    "LOG_LEVEL": options.logLevel]
