@@ -55,8 +55,10 @@ final class ListenerRuntime {
         config.idleTimeout = .seconds(60)
         server = try HTTPServer(loop: loop, configuration: config, router: api.router)
         health = { [unowned self] in self.health() }
-        let logRedis: (RedisClient.State, String?) -> Void = { state, error in
+        let logRedis: (RedisClient.State, String?) -> Void = { [weak self] state, error in
             logger.log(level: state == .up ? .info : .warning, "redis \(state)\(error.map { ": \($0)" } ?? "")")
+            // Asked on every connection: a reconnect may reach another server.
+            if state == .up { self?.checkKeyEviction() }
         }
         redis.onStateChange = logRedis
         if let single {
@@ -99,6 +101,17 @@ final class ListenerRuntime {
             self.link.start()
         }
         scheduleSave()
+    }
+
+    /// Reads Redis' memory policy (a cluster: the master a keyless command reaches) and
+    /// says so when it may evict our keys.
+    private func checkKeyEviction() {
+        redis.command([Array("INFO".utf8), Array("memory".utf8)]) { [weak self] result in
+            guard let self, case .success(let reply) = result, let text = reply.string,
+                  let eviction = KeyEviction(info: text) else { return }
+            self.metrics.redisMayEvict.set(eviction == .never ? 0 : 1)
+            if let warning = eviction.warning { self.logger.warning("\(warning)") }
+        }
     }
 
     private func scheduleSave() {
