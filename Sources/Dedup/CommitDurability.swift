@@ -1,6 +1,3 @@
-import Logging
-import Reactor
-
 /// Whether PostgreSQL confirms our inserts only once they are durable. Every guarantee
 /// rests on it: a stored batch's events are marked done in Redis and passed by the
 /// watermark as soon as PostgreSQL confirms the insert, so nothing would ever store them
@@ -19,15 +16,9 @@ package enum CommitDurability: Equatable, Sendable {
         self = value.lowercased() == "off" ? .asynchronous : .durable
     }
 
-    /// Reads the session's setting; `completion` gets nil when the query failed (it is
-    /// asked again on the next connection).
-    package static func check(on db: PostgresConnection, completion: @escaping (CommitDurability?) -> Void) {
-        db.query("SELECT current_setting('synchronous_commit')") { result in
-            guard case .success(let rows) = result, let value = rows.rows.first?.first ?? nil else { return completion(nil) }
-            completion(CommitDurability(synchronousCommit: value))
-        }
-    }
-
     /// The warning for a session that is not durable.
-    package static let warning = "PostgreSQL runs this listener's session with synchronous_commit=off: it confirms inserts before they are on disk, so a crash of PostgreSQL can lose rows it confirmed, and their events, already marked done, would never be stored. Set synchronous_commit to on (its default) for the listener's database or role, or add options=-c%20synchronous_commit%3Don to DATABASE_URL."
+    package var warning: String? {
+        guard self == .asynchronous else { return nil }
+        return "PostgreSQL runs this listener's session with synchronous_commit=off: it confirms inserts before they are on disk, so a crash of PostgreSQL can lose rows it confirmed, and their events, already marked done, would never be stored. Set synchronous_commit to on (its default) for the listener's database or role, or add options=-c%20synchronous_commit%3Don to DATABASE_URL."
+    }
 }

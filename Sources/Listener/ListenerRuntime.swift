@@ -55,10 +55,10 @@ final class ListenerRuntime {
         config.idleTimeout = .seconds(60)
         server = try HTTPServer(loop: loop, configuration: config, router: api.router)
         health = { [unowned self] in self.health() }
+        let settingsCheck = BackendSettingsCheck(metrics: metrics, logger: logger)
         let logRedis: (RedisClient.State, String?) -> Void = { [weak self] state, error in
             logger.log(level: state == .up ? .info : .warning, "redis \(state)\(error.map { ": \($0)" } ?? "")")
-            // Asked on every connection: a reconnect may reach another server.
-            if state == .up { self?.checkKeyEviction() }
+            if state == .up, let self { settingsCheck.redisConnected(self.redis) }
         }
         redis.onStateChange = logRedis
         if let single {
@@ -79,13 +79,7 @@ final class ListenerRuntime {
         metrics.durableCommits.set(1)
         db.onStateChange = { [weak db] state, error in
             logger.log(level: state == .up ? .info : .warning, "postgres \(state)\(error.map { ": \($0)" } ?? "")")
-            // Asked on every connection: a reconnect may reach another server.
-            guard state == .up, let db else { return }
-            CommitDurability.check(on: db) { durability in
-                guard let durability else { return }
-                metrics.durableCommits.set(durability == .durable ? 1 : 0)
-                if durability != .durable { logger.warning("\(CommitDurability.warning)") }
-            }
+            if state == .up, let db { settingsCheck.postgresConnected(db) }
         }
         watermarks.load { [weak self] resume in
             guard let self else { return }
@@ -101,17 +95,6 @@ final class ListenerRuntime {
             self.link.start()
         }
         scheduleSave()
-    }
-
-    /// Reads Redis' memory policy (a cluster: the master a keyless command reaches) and
-    /// says so when it may evict our keys.
-    private func checkKeyEviction() {
-        redis.command([Array("INFO".utf8), Array("memory".utf8)]) { [weak self] result in
-            guard let self, case .success(let reply) = result, let text = reply.string,
-                  let eviction = KeyEviction(info: text) else { return }
-            self.metrics.redisMayEvict.set(eviction == .never ? 0 : 1)
-            if let warning = eviction.warning { self.logger.warning("\(warning)") }
-        }
     }
 
     private func scheduleSave() {
