@@ -24,6 +24,9 @@ public final class EventLog {
     public private(set) var isSyncing = false
     /// What the start-up recovery cut from a torn or corrupt tail (nil: nothing).
     public let recoveryNote: String?
+    /// Why the directory's filesystem would lose the log whatever is synced (memory, a
+    /// container's own layer); nil when it keeps it. Logged as a warning at start-up.
+    public let storageWarning: String?
 
     private var segments: [Segment]
     private let writer: LogWriter
@@ -49,6 +52,10 @@ public final class EventLog {
         self.logger = logger
         try FileIO.makeDirectories(directory)
         lock = try DirectoryLock(directory: directory)
+        storageWarning = LogStorage.volatility(of: directory).map {
+            "DATA_DIR \(directory) is on \($0); a 202 promises an event survives anything, so keep the log on a disk"
+        }
+        if let storageWarning { logger.warning("\(storageWarning)") }
         let firstSeqs = try FileIO.list(directory).compactMap(SegmentName.firstSeq(ofSegment:)).sorted()
         let (id, created) = try StreamID.loadOrCreate(directory: directory, hasSegments: !firstSeqs.isEmpty)
         streamID = id

@@ -33,6 +33,25 @@ final class EventLogTests: XCTestCase {
         log.close()
     }
 
+    func testALogKeptInMemorySaysSoAtStartUp() throws {
+        // stat(1) tells the filesystem's type on its own, from statfs(2).
+        let stat = Process()
+        stat.executableURL = URL(fileURLWithPath: "/usr/bin/stat")
+        stat.arguments = ["-f", "-c", "%T", "/dev/shm"]
+        let out = Pipe()
+        stat.standardOutput = out
+        try stat.run()
+        stat.waitUntilExit()
+        let type = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        guard type.trimmingCharacters(in: .whitespacesAndNewlines) == "tmpfs" else { throw XCTSkip("no tmpfs at /dev/shm") }
+        let inMemory = "/dev/shm/dedup-event-log-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: inMemory) }
+        let log = try EventLog.open(inMemory)
+        defer { log.close() }
+        XCTAssertTrue(log.storageWarning?.contains("tmpfs") ?? false, String(describing: log.storageWarning))
+        XCTAssertEqual(try log.appendAndWait(["still works"]).get(), 1...1, "a warning, not a refusal")
+    }
+
     func testANewDirectoryGetsANewStream() throws {
         let first = try EventLog.open(directory)
         let other = temporaryDirectory()
