@@ -23,9 +23,10 @@ extension DedupEngine {
         store(batch)
     }
 
-    /// Times a trigger or function refuses a part before its halves are tried apart: once
-    /// could be a passing state, three times in a row looks like a row it will not take.
-    static let codeRefusalsBeforeSplit = 3
+    /// Times PostgreSQL refuses a part for now (a trigger, a function, a statement
+    /// timeout) before its halves are tried apart: once could be a passing state, three
+    /// times in a row looks like a row it will not take.
+    static let refusalsBeforeSplit = 3
 
     /// Inserts the batch's next part; when none is left, the batch is stored. A whole batch
     /// on its first try joins the batches waiting for an insert (see `sendWaitingInserts`).
@@ -60,14 +61,14 @@ extension DedupEngine {
                 self.metrics.storeFailures.add()
                 batch.advance(.insertFailedTransiently)
                 let delay = batch.retry.nextDelay()
-                if StoreFailure(error) == .refusedByCode, batch.retry.failures >= Self.codeRefusalsBeforeSplit {
+                if StoreFailure(error) == .refusedForNow, batch.retry.failures >= Self.refusalsBeforeSplit {
                     if batch.plan.split() {
                         self.eventLog.event("store-split", level: .warning, now: self.loop.nowNanos,
-                                            "a trigger or function refused \(part.count) events \(batch.retry.failures) times (\(error)); trying each half on its own in \(delay), claims kept alive")
+                                            "PostgreSQL refused \(part.count) events for now \(batch.retry.failures) times (\(error)); trying each half on its own in \(delay), claims kept alive")
                     } else {
                         batch.plan.postpone()
                         self.eventLog.event("store-retry", level: .warning, now: self.loop.nowNanos,
-                                            "a trigger or function refused seq=\(batch.events.seqs[part.lowerBound]) event_id=\(batch.events.idString(part.lowerBound)) \(batch.retry.failures) times (\(error)); the rest of its batch first, then retry in \(delay), claim kept alive")
+                                            "PostgreSQL refused seq=\(batch.events.seqs[part.lowerBound]) event_id=\(batch.events.idString(part.lowerBound)) for now \(batch.retry.failures) times (\(error)); the rest of its batch first, then retry in \(delay), claim kept alive")
                     }
                 } else {
                     self.eventLog.event("store-retry", level: .warning, now: self.loop.nowNanos,

@@ -35,10 +35,11 @@
 ///   storing ──inserted (or the row was already there)──▶ marking
 ///   storing ──transient failure (connection, classes 08 40 53 57 58…)──▶ storing (retried
 ///             with backoff; claims kept alive)
-///   storing ──a trigger or function refused the part (classes 09 27 2F 38 39 P0) three
-///             times running──▶ storing the two halves, until the refused row stands
-///             alone; that row waits behind the rest of its batch and is retried with
-///             backoff, never dead-lettered (it may pass once the code changes)
+///   storing ──a trigger or function refused the part (classes 09 27 2F 38 39 P0), or
+///             statement_timeout cancelled it (57014), three times running──▶ storing
+///             the two halves, until the refused row stands alone; that row waits behind
+///             the rest of its batch and is retried with backoff, never dead-lettered (it
+///             may pass once the code or the timeout changes)
 ///   storing ──PostgreSQL refused the part for good (classes 22, 23, 54)──▶ storing the two
 ///             halves, until the refused row stands alone ──▶ deadLettering
 ///   deadLettering ──row in dead_letters──▶ marking (a batch: storing its other rows first)

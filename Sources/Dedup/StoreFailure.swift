@@ -8,26 +8,33 @@ enum StoreFailure: Equatable {
     /// PostgreSQL refuses the data itself and always will: the refused rows are isolated
     /// and dead-lettered, never retried for ever.
     case permanent
-    /// Code in the schema refused the insert: a trigger or a function raised (classes 09,
-    /// 27, 2F, 38, 39, P0). It may be one row, and it may pass once an operator changes
-    /// the code, so it is retried like a transient failure; a part refused this way again
+    /// PostgreSQL refused the insert for now: code in the schema raised (a trigger or a
+    /// function: classes 09, 27, 2F, 38, 39, P0), or the statement ran past
+    /// `statement_timeout` and was cancelled (57014; a trigger slow for one row does it).
+    /// It may be one row, and it may pass once an operator changes the code or the
+    /// timeout, so it is retried like a transient failure; a part refused this way again
     /// and again is split, so that one row cannot hold back the rest.
-    case refusedByCode
+    case refusedForNow
 
     /// Data exceptions (class 22: bad encoding, NUL in text or jsonb, numeric overflow),
     /// integrity violations (class 23, except the key conflict that ON CONFLICT absorbs
     /// and that only a concurrent schema change could raise) and program limits (class
     /// 54: a value too large) depend only on the rows. Everything else (lost connections,
-    /// 08; serialization and deadlocks, 40; resources, 53; operator intervention, 57;
-    /// system errors, 58; a missing table an operator can restore) is worth retrying.
+    /// 08; serialization and deadlocks, 40; resources, 53; operator intervention, 57,
+    /// but for a cancelled statement; system errors, 58; a missing table an operator can
+    /// restore) is worth retrying.
     init(_ error: PostgresError) {
         guard error.code == .server, let state = error.sqlState, state.utf8.count == 5 else {
             self = .transient
             return
         }
+        if state == "57014" {
+            self = .refusedForNow
+            return
+        }
         switch state.prefix(2) {
         case "22", "54": self = .permanent
-        case "09", "27", "2F", "38", "39", "P0": self = .refusedByCode
+        case "09", "27", "2F", "38", "39", "P0": self = .refusedForNow
         case "23": self = state == "23505" ? .transient : .permanent
         default: self = .transient
         }

@@ -21,9 +21,9 @@ final class StoreFailureTests: XCTestCase {
         XCTAssertEqual(StoreFailure(PostgresError(.timeout, "slow")), .transient)
     }
 
-    func testARefusalByATriggerOrFunctionIsRetriedNotDeadLettered() {
-        for state in ["P0001", "P0004", "09000", "27000", "2F005", "38001", "39P01"] {
-            XCTAssertEqual(StoreFailure(server(state)), .refusedByCode, state)
+    func testARefusalByATriggerOrFunctionOrAStatementTimeoutIsRetriedNotDeadLettered() {
+        for state in ["P0001", "P0004", "09000", "27000", "2F005", "38001", "39P01", "57014"] {
+            XCTAssertEqual(StoreFailure(server(state)), .refusedForNow, state)
         }
     }
 

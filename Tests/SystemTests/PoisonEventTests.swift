@@ -114,6 +114,38 @@ final class PoisonEventTests: XCTestCase {
         XCTAssertTrue(waitUntil(10) { (try? httpGet(port: listener.port, path: "/health").status) == 200 })
     }
 
+    /// A row whose insert outlasts the listener's `statement_timeout` (a trigger slow for
+    /// it) is cancelled each time: like a trigger's refusal, it is split off and waits
+    /// behind the rest of its batch instead of holding the whole batch back for ever.
+    func testARowSlowerThanTheStatementTimeoutHoldsBackOnlyItself() throws {
+        let system = try SystemHarness()
+        defer { _ = try? system.postgres.psql("DROP TRIGGER IF EXISTS slow_st_poison ON events; DROP FUNCTION IF EXISTS slow_st_poison()") }
+        try system.startProducer()
+        let listener = try system.startListener("st", ["LOCK_TTL_MS": "1000",
+                                                       "DATABASE_URL": system.postgres.url + "?options=-c%20statement_timeout%3D500"])
+        try system.publish("{\"event_id\":\"st-warm\"}")
+        XCTAssertTrue(waitUntil(10) { (try? system.rowCount(prefix: "st-")) == 1 })
+        _ = try system.postgres.psql("""
+            CREATE FUNCTION slow_st_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.event_id = 'st-slow' THEN PERFORM pg_sleep(2); END IF; RETURN NEW; END $$;
+            CREATE TRIGGER slow_st_poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION slow_st_poison()
+            """)
+        // One request, so one batch: 99 good events with the slow one in the middle.
+        let ids = (1...49).map { "st-\($0)" } + ["st-slow"] + (50...99).map { "st-\($0)" }
+        try system.publish("[" + ids.map { "{\"event_id\":\"\($0)\"}" }.joined(separator: ",") + "]")
+        XCTAssertTrue(waitUntil(60) { (try? system.rowCount(prefix: "st-")) == 100 },
+                      "rows: \(String(describing: try? system.rowCount(prefix: "st-"))): \(listener.logTail())")
+        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id = 'st-slow'"), "0")
+        XCTAssertTrue(listener.logText.contains("57014"), listener.logTail(20))
+        XCTAssertTrue(listener.logText.contains("trying each half on its own"), listener.logTail(20))
+
+        _ = try system.postgres.psql("DROP TRIGGER slow_st_poison ON events")
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "st-")) == 101 }, listener.logTail())
+        XCTAssertTrue(waitUntil(10) { system.metric("st", "dedup_stream_watermark_seq") == 101 })
+        XCTAssertEqual(system.metric("st", "dedup_events_processed_total"), 101)
+        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM dead_letters"), "0")
+    }
+
     /// Each kind of value PostgreSQL cannot hold, alone among good events.
     func testEachKindOfUnstorableEventIsDeadLetteredAlone() throws {
         let system = try SystemHarness()
