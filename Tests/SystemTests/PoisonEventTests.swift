@@ -84,66 +84,55 @@ final class PoisonEventTests: XCTestCase {
     /// is split until it stands alone, so every other event of its batch is stored. Once
     /// the trigger is gone it is stored too, exactly once.
     func testARowATriggerRefusesHoldsBackOnlyItself() throws {
-        let system = try SystemHarness()
-        defer { _ = try? system.postgres.psql("DROP TRIGGER IF EXISTS refuse_tg_poison ON events; DROP FUNCTION IF EXISTS refuse_tg_poison()") }
-        try system.startProducer()
-        let listener = try system.startListener("tg", ["LOCK_TTL_MS": "1000"])
-        try system.publish("{\"event_id\":\"tg-warm\"}")
-        XCTAssertTrue(waitUntil(10) { (try? system.rowCount(prefix: "tg-")) == 1 })
-        _ = try system.postgres.psql("""
-            CREATE FUNCTION refuse_tg_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN IF NEW.event_id = 'tg-poison' THEN RAISE EXCEPTION 'tg-poison is not welcome'; END IF; RETURN NEW; END $$;
-            CREATE TRIGGER refuse_tg_poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_tg_poison()
-            """)
-        // One request, so one batch: 99 good events with the refused one in the middle.
-        let ids = (1...49).map { "tg-\($0)" } + ["tg-poison"] + (50...99).map { "tg-\($0)" }
-        try system.publish("[" + ids.map { "{\"event_id\":\"\($0)\"}" }.joined(separator: ",") + "]")
-        XCTAssertTrue(waitUntil(60) { (try? system.rowCount(prefix: "tg-")) == 100 },
-                      "rows: \(String(describing: try? system.rowCount(prefix: "tg-"))): \(listener.logTail())")
-        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id = 'tg-poison'"), "0")
-        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM dead_letters"), "0", "a trigger's refusal is not the data's")
-        XCTAssertTrue(listener.logText.contains("trying each half on its own"), listener.logTail(20))
-        XCTAssertGreaterThanOrEqual(system.metric("tg", "dedup_store_failures_total") ?? 0, 3)
-        XCTAssertTrue(waitUntil(10) { (try? httpGet(port: listener.port, path: "/health").status) == 503 }, "the stuck row is not reported")
-
-        _ = try system.postgres.psql("DROP TRIGGER refuse_tg_poison ON events")
-        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "tg-")) == 101 }, listener.logTail())
-        XCTAssertTrue(waitUntil(10) { system.metric("tg", "dedup_stream_watermark_seq") == 101 })
-        XCTAssertEqual(system.metric("tg", "dedup_events_processed_total"), 101)
-        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM dead_letters"), "0")
-        XCTAssertTrue(waitUntil(10) { (try? httpGet(port: listener.port, path: "/health").status) == 200 })
+        try checkOneRowHeldBackAlone(prefix: "tg", listenerEnv: [:],
+                                     trigger: "RAISE EXCEPTION 'tg-poison is not welcome'")
     }
 
     /// A row whose insert outlasts the listener's `statement_timeout` (a trigger slow for
     /// it) is cancelled each time: like a trigger's refusal, it is split off and waits
     /// behind the rest of its batch instead of holding the whole batch back for ever.
     func testARowSlowerThanTheStatementTimeoutHoldsBackOnlyItself() throws {
-        let system = try SystemHarness()
-        defer { _ = try? system.postgres.psql("DROP TRIGGER IF EXISTS slow_st_poison ON events; DROP FUNCTION IF EXISTS slow_st_poison()") }
-        try system.startProducer()
-        let listener = try system.startListener("st", ["LOCK_TTL_MS": "1000",
-                                                       "DATABASE_URL": system.postgres.url + "?options=-c%20statement_timeout%3D500"])
-        try system.publish("{\"event_id\":\"st-warm\"}")
-        XCTAssertTrue(waitUntil(10) { (try? system.rowCount(prefix: "st-")) == 1 })
-        _ = try system.postgres.psql("""
-            CREATE FUNCTION slow_st_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN IF NEW.event_id = 'st-slow' THEN PERFORM pg_sleep(2); END IF; RETURN NEW; END $$;
-            CREATE TRIGGER slow_st_poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION slow_st_poison()
-            """)
-        // One request, so one batch: 99 good events with the slow one in the middle.
-        let ids = (1...49).map { "st-\($0)" } + ["st-slow"] + (50...99).map { "st-\($0)" }
-        try system.publish("[" + ids.map { "{\"event_id\":\"\($0)\"}" }.joined(separator: ",") + "]")
-        XCTAssertTrue(waitUntil(60) { (try? system.rowCount(prefix: "st-")) == 100 },
-                      "rows: \(String(describing: try? system.rowCount(prefix: "st-"))): \(listener.logTail())")
-        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id = 'st-slow'"), "0")
-        XCTAssertTrue(listener.logText.contains("57014"), listener.logTail(20))
-        XCTAssertTrue(listener.logText.contains("trying each half on its own"), listener.logTail(20))
+        let timeout = PostgresTestServer.shared.url + "?options=-c%20statement_timeout%3D500"
+        let log = try checkOneRowHeldBackAlone(prefix: "st", listenerEnv: ["DATABASE_URL": timeout], trigger: "PERFORM pg_sleep(2)")
+        XCTAssertTrue(log.contains("57014"), "not cancelled by the statement timeout")
+    }
 
-        _ = try system.postgres.psql("DROP TRIGGER slow_st_poison ON events")
-        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: "st-")) == 101 }, listener.logTail())
-        XCTAssertTrue(waitUntil(10) { system.metric("st", "dedup_stream_watermark_seq") == 101 })
-        XCTAssertEqual(system.metric("st", "dedup_events_processed_total"), 101)
+    /// One batch of 99 good events and `<prefix>-poison` in the middle, with a trigger that
+    /// runs `trigger` for that row: the 99 are stored, the row waits alone (never
+    /// dead-lettered, the stall on /health), and once the trigger is dropped it is stored
+    /// and everything is processed once. Returns the listener's log.
+    @discardableResult
+    private func checkOneRowHeldBackAlone(prefix: String, listenerEnv: [String: String], trigger: String) throws -> String {
+        let system = try SystemHarness()
+        let function = "hold_\(prefix)_poison"
+        defer { _ = try? system.postgres.psql("DROP TRIGGER IF EXISTS \(function) ON events; DROP FUNCTION IF EXISTS \(function)()") }
+        try system.startProducer()
+        let listener = try system.startListener(prefix, ["LOCK_TTL_MS": "1000"].merging(listenerEnv) { $1 })
+        try system.publish("{\"event_id\":\"\(prefix)-warm\"}")
+        XCTAssertTrue(waitUntil(10) { (try? system.rowCount(prefix: prefix + "-")) == 1 })
+        _ = try system.postgres.psql("""
+            CREATE FUNCTION \(function)() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.event_id = '\(prefix)-poison' THEN \(trigger); END IF; RETURN NEW; END $$;
+            CREATE TRIGGER \(function) BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION \(function)()
+            """)
+        // One request, so one batch: 99 good events with the held one in the middle.
+        let ids = (1...49).map { "\(prefix)-\($0)" } + ["\(prefix)-poison"] + (50...99).map { "\(prefix)-\($0)" }
+        try system.publish("[" + ids.map { "{\"event_id\":\"\($0)\"}" }.joined(separator: ",") + "]")
+        XCTAssertTrue(waitUntil(60) { (try? system.rowCount(prefix: prefix + "-")) == 100 },
+                      "rows: \(String(describing: try? system.rowCount(prefix: prefix + "-"))): \(listener.logTail())")
+        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM events WHERE event_id = '\(prefix)-poison'"), "0")
+        XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM dead_letters"), "0", "a refusal for now is not the data's")
+        XCTAssertTrue(listener.logText.contains("trying each half on its own"), listener.logTail(20))
+        XCTAssertGreaterThanOrEqual(system.metric(prefix, "dedup_store_failures_total") ?? 0, 3)
+        XCTAssertTrue(waitUntil(10) { (try? httpGet(port: listener.port, path: "/health").status) == 503 }, "the stuck row is not reported")
+
+        _ = try system.postgres.psql("DROP TRIGGER \(function) ON events")
+        XCTAssertTrue(waitUntil(30) { (try? system.rowCount(prefix: prefix + "-")) == 101 }, listener.logTail())
+        XCTAssertTrue(waitUntil(10) { system.metric(prefix, "dedup_stream_watermark_seq") == 101 })
+        XCTAssertEqual(system.metric(prefix, "dedup_events_processed_total"), 101)
         XCTAssertEqual(try system.postgres.psql("SELECT count(*) FROM dead_letters"), "0")
+        XCTAssertTrue(waitUntil(10) { (try? httpGet(port: listener.port, path: "/health").status) == 200 })
+        return listener.logText
     }
 
     /// Each kind of value PostgreSQL cannot hold, alone among good events.
