@@ -60,5 +60,6 @@ package final class ListenerMetrics: Sendable {
         watermark = registry.gauge("dedup_stream_watermark_seq", help: "Highest seq at or below which everything is finished.")
         redisMayEvict = registry.gauge("dedup_redis_may_evict_keys", help: "1 when Redis has a memory limit and a maxmemory-policy that evicts keys (ours all have TTLs), so a full Redis drops claims and done markers and events are processed again; 0 with noeviction or no limit, and until first checked.")
         durableCommits = registry.gauge("dedup_postgres_durable_commits", help: "1 when PostgreSQL confirms this instance's inserts only once they are on disk (synchronous_commit not off), 0 when a crash of PostgreSQL could lose confirmed rows; 1 until first checked.")
+        durableCommits.set(1)
     }
 }

@@ -5,10 +5,10 @@ import Glibc
 /// lives in memory, or in a container's own writable layer. `fdatasync` succeeds on both,
 /// so "202 means durable" would hold only until a reboot, or until the container is
 /// removed (`docker run` without a volume for DATA_DIR).
-public enum LogStorage {
+enum LogStorage {
     /// What makes `directory`'s filesystem lose the log, or nil when it keeps what is
     /// synced (as far as its type tells, or when the type cannot be read).
-    public static func volatility(of directory: String) -> String? {
+    static func volatility(of directory: String) -> String? {
         switch filesystemType(of: directory) {
         case "tmpfs": return "tmpfs, which lives in memory: a reboot loses the log"
         case "ramfs": return "ramfs, which lives in memory: a reboot loses the log"

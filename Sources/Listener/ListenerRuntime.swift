@@ -76,7 +76,6 @@ final class ListenerRuntime {
         } else {
             logger.info("Redis Cluster with \(urls.count) seed nodes")
         }
-        metrics.durableCommits.set(1)
         db.onStateChange = { [weak db] state, error in
             logger.log(level: state == .up ? .info : .warning, "postgres \(state)\(error.map { ": \($0)" } ?? "")")
             if state == .up, let db { settingsCheck.postgresConnected(db) }
