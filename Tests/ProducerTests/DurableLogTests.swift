@@ -255,6 +255,62 @@ final class DurableLogTests: XCTestCase {
         XCTAssertTrue(producer.logText.contains("publishing resumed"), producer.logTail())
     }
 
+    /// A disk that starts failing its flushes (EIO from `fdatasync`, the data maybe never
+    /// written: the error PostgreSQL's "fsyncgate" was about) must not make a 202 a lie:
+    /// every group whose flush failed is answered 503 and cut from the log, so neither a
+    /// subscriber nor the log read back after a SIGKILL ever sees an event the producer
+    /// refused, and publishing resumes with the next seq once flushes work again.
+    func testADiskWhoseFlushesFailAnswers503AndTheLogHoldsExactlyWhatWasAnswered202() throws {
+        let dir = temporaryDataDir()
+        let disk = try FailingDisk.build(in: dir)
+        let dataDir = dir + "/log"
+        let binary = try productPath("producer")
+        let http = freeTCPPort(), ws = freeTCPPort()
+        let environment = ["HTTP_PORT": "\(http)", "WS_PORT": "\(ws)", "HOST": "127.0.0.1", "DATA_DIR": dataDir, "LOG_LEVEL": "info"]
+        let first = try ServiceProcess(binary: binary, log: dir + "/producer-1.log", environment: environment.merging(disk.environment) { $1 })
+        cleanups.append { first.kill() }
+        XCTAssertTrue(waitForTCP(port: http))
+        let loop = try EventLoop()
+        let live = try Recorder(loop: loop, port: ws, fromSeq: 0)
+        let publisher = try Publisher(loop: loop, port: http)
+        var ids: [[String]] = []
+        func publish(_ count: Int, _ expectedStatus: Int) {
+            let batch = (0..<count).map { "d\(ids.count)-\($0)" }
+            ids.append(batch)
+            publisher.post("[" + batch.map { "{\"event_id\":\"\($0)\"}" }.joined(separator: ",") + "]")
+            XCTAssertTrue(loop.run(timeout: .seconds(10)) { publisher.answers.count == ids.count })
+            XCTAssertEqual(publisher.answers.last?.status, expectedStatus, publisher.answers.last?.bodyString ?? "no answer")
+        }
+
+        for _ in 0..<3 { publish(10, 202) }
+        disk.failing = true
+        // Refused groups larger than the one accepted after them: records of theirs left
+        // behind it on disk would read back as seqs 41-50.
+        for _ in 0..<3 { publish(20, 503) }
+        let refusal = publisher.answers.last?.bodyString ?? ""
+        XCTAssertTrue(refusal.contains("event log unavailable") && refusal.contains("EIO"), refusal)
+        XCTAssertTrue(try httpGet(port: http, path: "/health").body.contains("\"last_seq\":30,"))
+        disk.failing = false
+        publish(10, 202)
+        XCTAssertTrue(publisher.answers.last!.bodyString.contains("\"first_seq\":31,"), publisher.answers.last!.bodyString)
+        XCTAssertTrue(first.logText.contains("publishing resumed"), first.logTail())
+
+        // Answered 202: batches 0-2, then 6, at seqs 1-40 in that order.
+        let acknowledged = (ids[0..<3] + ids[6..<7]).flatMap { $0 }
+        let expected = acknowledged.enumerated().map { "{\"seq\":\($0.offset + 1),\"event_id\":\"\($0.element)\",\"payload\":null}" }
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { live.lines.count == 40 })
+        XCTAssertEqual(live.lines, expected, "a subscriber saw exactly what was answered 202")
+
+        first.kill()
+        let second = try ServiceProcess(binary: binary, log: dir + "/producer-2.log", environment: environment)
+        cleanups.append { second.kill() }
+        XCTAssertTrue(waitForTCP(port: http))
+        let replay = try Recorder(loop: loop, port: ws, fromSeq: 0)
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { replay.lines.count >= 40 })
+        XCTAssertFalse(loop.run(timeout: .milliseconds(300)) { replay.lines.count > 40 }, "nothing beyond seq 40")
+        XCTAssertEqual(replay.lines, expected, "the log read back after SIGKILL holds exactly what was answered 202")
+    }
+
     /// Sends a WebSocket upgrade request and returns the response head.
     private func upgradeResponse(port: Int, target: String) throws -> String {
         let fd = try rawConnect(port: port)
