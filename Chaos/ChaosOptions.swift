@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// The command line of `Chaos`.
 struct ChaosOptions: Sendable {
@@ -148,10 +149,11 @@ struct ChaosOptions: Sendable {
     }
 
     /// The fault kinds this run draws from, given what the producer supports.
-    func kinds(producerHasDataDir: Bool) -> [FaultKind] {
+    func kinds(producerHasDataDir: Bool, canCompile: Bool = FailingDisk.canBuild) -> [FaultKind] {
         if let faults { return faults }
         return FaultKind.allCases.filter {
             (!$0.needsDurableProducer || producerHasDataDir) && (!$0.needsRedisCluster || redisCluster)
+                && (!$0.needsCompiler || canCompile)
         }
     }
 }

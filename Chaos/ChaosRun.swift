@@ -39,8 +39,8 @@ final class ChaosRun {
         let binaries = try ChaosBinaries.locate(binDir: options.binDir)
         let kinds = options.kinds(producerHasDataDir: binaries.producerHasDataDir)
         kindsUsed = kinds
-        if kinds.contains(.producerKill) && !binaries.producerHasDataDir {
-            throw ChaosUsageError("producer-kill needs a producer with a durable log (--data-dir); this one has none")
+        if let kind = kinds.first(where: \.needsDurableProducer), !binaries.producerHasDataDir {
+            throw ChaosUsageError("\(kind.rawValue) needs a producer with a durable log (--data-dir); this one has none")
         }
         print("chaos: replay with: \(replayCommand)")
         let warmupSeconds = min(5, options.seconds / 6)
@@ -59,7 +59,8 @@ final class ChaosRun {
         try? FileManager.default.removeItem(atPath: dir)
         let logDir = dir + "/logs"
         try FileManager.default.createDirectory(atPath: logDir, withIntermediateDirectories: true)
-        let cluster = try Cluster(options: options, binaries: binaries, clock: clock, logDir: logDir)
+        let cluster = try Cluster(options: options, binaries: binaries, clock: clock, logDir: logDir,
+                                  failingDisk: kinds.contains(.producerDiskFail))
         try cluster.start()
         let history = PublishHistory()
         let publisher = Publisher(seed: options.seed, port: cluster.httpPort, rate: options.rate, maxBatch: options.maxBatch,

@@ -30,6 +30,9 @@ struct CheckResult: Sendable, Codable {
     /// Poison requests the producer refused (400), and all refused requests.
     var refusedPoison = 0
     var refusedRequests = 0
+    /// Refused requests by why: the status and, for a 503, the producer's reason (so a
+    /// run shows how many its disk faults refused), or "no connection".
+    var refusedByReason: [String: Int] = [:]
     /// Rows in `events` and `dead_letters` for this run's ids.
     var eventsRows = 0
     var deadLetterRows = 0
@@ -74,8 +77,9 @@ enum Checker {
                 }
             case .unknown:
                 for event in attempt.events { maybe.insert(event.id) }
-            case .refused:
+            case .refused(let why):
                 result.refusedRequests += 1
+                result.refusedByReason[refusalReason(why), default: 0] += 1
                 if attempt.poison { result.refusedPoison += 1 }
                 for event in attempt.events { refusedIDs.insert(event.id) }
             }
@@ -116,4 +120,15 @@ enum Checker {
         }
         return result
     }
+}
+
+/// The short reason of a refusal for counting: "503 event log unavailable" for a 503
+/// whose error names a reason before a colon, the status alone for any other answer,
+/// "no connection" when the producer could not be reached.
+func refusalReason(_ refusal: String) -> String {
+    let status = refusal.prefix(3)
+    guard status.count == 3, status.allSatisfy(\.isNumber) else { return "no connection" }
+    guard status == "503", let key = refusal.range(of: "\"error\":") else { return String(status) }
+    let reason = refusal[key.upperBound...].drop { $0 == " " || $0 == "\"" }.prefix { $0 != ":" && $0 != "\"" && $0 != ";" }
+    return reason.isEmpty ? String(status) : "503 " + reason
 }

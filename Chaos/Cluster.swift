@@ -72,6 +72,8 @@ final class Cluster: @unchecked Sendable {
     var producerExpectedDown = false
     /// A producer-stop is in progress.
     private(set) var producerPaused = false
+    /// Makes the producer's flushes fail, for producer-disk-fail (nil: that kind is off).
+    let producerDisk: FailingDisk?
     var producerMaxRSS = 0
     /// Indexes in `redisServers` the nemesis has down.
     var redisDown: Set<Int> = []
@@ -88,7 +90,7 @@ final class Cluster: @unchecked Sendable {
     /// Processes that exited without the nemesis asking, and other things no fault explains.
     private(set) var incidents: [(time: Double, text: String)] = []
 
-    init(options: ChaosOptions, binaries: ChaosBinaries, clock: RunClock, logDir: String) throws {
+    init(options: ChaosOptions, binaries: ChaosBinaries, clock: RunClock, logDir: String, failingDisk: Bool = false) throws {
         self.options = options
         self.binaries = binaries
         self.clock = clock
@@ -105,6 +107,7 @@ final class Cluster: @unchecked Sendable {
         }
         postgres = try PostgresTestServer()
         dataDir = TestServers.makeTempDir("chaos-producer")
+        producerDisk = failingDisk ? try FailingDisk.build(in: TestServers.makeTempDir("chaos-disk")) : nil
     }
 
     /// Starts the producer and every listener and waits until each listener is healthy.
@@ -138,11 +141,14 @@ final class Cluster: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         producerLives += 1
-        let env = ["HTTP_PORT": "\(httpPort)", "WS_PORT": "\(wsPort)", "HOST": "127.0.0.1", "LOG_LEVEL": "warning",
+        var env = ["HTTP_PORT": "\(httpPort)", "WS_PORT": "\(wsPort)", "HOST": "127.0.0.1", "LOG_LEVEL": "warning",
                    "DATA_DIR": dataDir]
+        if let producerDisk { env.merge(producerDisk.environment) { $1 } }
         // A producer without the durable log ignores DATA_DIR and keeps events in memory
         // only, so producer faults stay off for it (see ChaosBinaries).
-        producer = try ServiceProcess(name: "producer", binary: binaries.producer, log: logDir + "/producer.log",
+        // A log per life, as the listeners have: a restart must not wipe the last life's.
+        let log = logDir + (producerLives == 1 ? "/producer.log" : "/producer.\(producerLives).log")
+        producer = try ServiceProcess(name: "producer", binary: binaries.producer, log: log,
                                       environment: env, port: httpPort)
         producerExpectedDown = false
         guard TestServers.waitForPort(httpPort, timeout: 30), TestServers.waitForPort(wsPort, timeout: 10) else {
@@ -157,6 +163,11 @@ final class Cluster: @unchecked Sendable {
         guard let producer, producer.isRunning else { return }
         producerPaused = pause
         kill(producer.pid, pause ? SIGSTOP : SIGCONT)
+    }
+
+    /// Makes every flush of the producer fail (true) or work again (false).
+    func failProducerDisk(_ failing: Bool) {
+        producerDisk?.failing = failing
     }
 
     /// SIGKILLs the producer.

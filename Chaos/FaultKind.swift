@@ -45,9 +45,15 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
     /// PostgreSQL, the postmaster and every backend, SIGSTOPped a while, then SIGCONTed:
     /// every insert hangs with its connection open, then goes on.
     case postgresPause = "postgres-pause"
+    /// The producer's disk fails every flush (`fdatasync`, `fsync`: EIO, nothing flushed) a
+    /// while, then works again: what it wrote meanwhile must be answered 503 and cut from
+    /// its log, never broadcast nor read back after a later kill.
+    case producerDiskFail = "producer-disk-fail"
 
     /// Kinds that need something the binaries may not have yet.
-    var needsDurableProducer: Bool { self == .producerKill }
+    var needsDurableProducer: Bool { self == .producerKill || self == .producerDiskFail }
+    /// Kinds played through a library preloaded into a process, which a C compiler builds.
+    var needsCompiler: Bool { self == .producerDiskFail }
     /// Kinds that only a Redis Cluster has.
     var needsRedisCluster: Bool { self == .redisSlotMigrate || self == .redisFailover }
 
@@ -71,6 +77,7 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
         case .linkCut: return "one listener link: a request goes through, its reply is dropped, then reset"
         case .producerStop: return "SIGSTOP the producer a while, then SIGCONT (requests in flight wait, unanswered)"
         case .postgresPause: return "SIGSTOP PostgreSQL (postmaster and backends) a while, then SIGCONT"
+        case .producerDiskFail: return "the producer's flushes fail with EIO a while (only with a durable-log producer and a C compiler)"
         }
     }
 }

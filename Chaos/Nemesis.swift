@@ -129,6 +129,8 @@ final class Nemesis: @unchecked Sendable {
             cluster.killProducer()
         case .producerStop:
             cluster.pauseProducer(true)
+        case .producerDiskFail:
+            cluster.failProducerDisk(true)
         case .redisRestart, .redisWipe:
             return try cluster.stopRedis(wipe: episode.kind == .redisWipe, shard: episode.node ?? 0)
         case .redisFailover:
@@ -171,6 +173,8 @@ final class Nemesis: @unchecked Sendable {
             try cluster.startProducer()
         case .producerStop:
             cluster.pauseProducer(false)
+        case .producerDiskFail:
+            cluster.failProducerDisk(false)
         case .postgresPause:
             return cluster.pausePostgres(false)
         case .redisRestart, .redisWipe, .redisFailover:

@@ -62,6 +62,7 @@ struct ChaosReport: Sendable, Codable {
             ("published (acked events)", "\(check.ackedEvents), \(check.ackedDistinct) distinct ids"),
             ("indeterminate ids", "\(check.indeterminateDistinct)"),
             ("refused requests", "\(check.refusedRequests) (poison refused at the door: \(check.refusedPoison))"),
+            ("  refused by reason", check.refusedByReason.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")),
             ("rows events / dead_letters", "\(check.eventsRows) / \(check.deadLetterRows)"),
             ("lost / duplicated / unexpected / mismatched", "\(check.lost.count) / \(check.duplicated.count) / \(check.unexpected.count) / \(check.mismatched.count)"),
             ("processed (sum over lives)", "\(processedSum)\(processedExact ? "" : " (lower bound: lives ended by signals)")"),

@@ -29,7 +29,7 @@ struct FaultEpisode: Sendable, Codable, Equatable {
     var resource: String {
         switch kind {
         case .listenerKill, .listenerStop, .listenerTerm: return "listener-\(listener ?? 0)"
-        case .producerKill, .producerStop: return "producer"
+        case .producerKill, .producerStop, .producerDiskFail: return "producer"
         case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .redisPause: return "redis"
         case .postgresRestart, .postgresFastRestart, .postgresPause: return "postgres"
         case .linkReset, .linkBlackhole, .linkLatency, .linkCut: return "link-\(listener ?? 0)-\(link?.rawValue ?? "")"
@@ -97,7 +97,7 @@ struct FaultSchedule: Sendable, Codable {
                 episode.firstSlot = rng.int(0...(16_384 - episode.slotCount!))
             case .postgresRestart:
                 episode.duration = uniform(&rng, 0.2...3)
-            case .producerStop, .postgresPause:
+            case .producerStop, .postgresPause, .producerDiskFail:
                 episode.duration = uniform(&rng, 0.5...6)
             case .postgresFastRestart, .linkReset:
                 break

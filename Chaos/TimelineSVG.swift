@@ -41,7 +41,7 @@ enum TimelineSVG {
     /// Processes red, servers orange, links blue.
     private static func colour(_ kind: FaultKind) -> String {
         switch kind {
-        case .listenerKill, .listenerStop, .listenerTerm, .producerKill, .producerStop: return "#cf222e"
+        case .listenerKill, .listenerStop, .listenerTerm, .producerKill, .producerStop, .producerDiskFail: return "#cf222e"
         case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .redisPause, .postgresRestart, .postgresFastRestart, .postgresPause: return "#bc4c00"
         case .linkReset, .linkBlackhole, .linkLatency, .linkCut: return "#0969da"
         }
@@ -50,7 +50,7 @@ enum TimelineSVG {
     /// The band behind the curves: the kind's colour, pale.
     private static func tint(_ kind: FaultKind) -> String {
         switch kind {
-        case .listenerKill, .listenerStop, .listenerTerm, .producerKill, .producerStop: return "#fbe3e4"
+        case .listenerKill, .listenerStop, .listenerTerm, .producerKill, .producerStop, .producerDiskFail: return "#fbe3e4"
         case .redisRestart, .redisWipe, .redisSlotMigrate, .redisFailover, .redisPause, .postgresRestart, .postgresFastRestart, .postgresPause: return "#fdebd9"
         case .linkReset, .linkBlackhole, .linkLatency, .linkCut: return "#e3eefc"
         }

@@ -109,6 +109,10 @@ final class ChaosScheduleTests: XCTestCase {
         XCTAssertEqual(options.kinds(producerHasDataDir: false), [.linkCut, .listenerKill])
         XCTAssertFalse(ChaosOptions().kinds(producerHasDataDir: false).contains(.producerKill))
         XCTAssertTrue(ChaosOptions().kinds(producerHasDataDir: true).contains(.producerKill))
+        // A failing disk needs the durable log and a compiler for its preload library.
+        XCTAssertFalse(ChaosOptions().kinds(producerHasDataDir: false, canCompile: true).contains(.producerDiskFail))
+        XCTAssertFalse(ChaosOptions().kinds(producerHasDataDir: true, canCompile: false).contains(.producerDiskFail))
+        XCTAssertTrue(ChaosOptions().kinds(producerHasDataDir: true, canCompile: true).contains(.producerDiskFail))
         // Slot migration needs a cluster: refused when named without one, left out of "all"
         // and of the default without one, drawn by default with one.
         XCTAssertFalse(ChaosOptions().kinds(producerHasDataDir: true).contains(.redisSlotMigrate))
@@ -167,6 +171,22 @@ final class ChaosCheckerTests: XCTestCase {
         let result = Checker.check(attempts: attempts, events: [StoredRow(id: "q", seq: 1, n: 0)], deadLetters: dead)
         XCTAssertTrue(result.lost.isEmpty, "\(result.lost)")
         XCTAssertEqual(result.seqErrors.count, 1)
+    }
+
+    func testRefusalsAreCountedByTheirReason() {
+        var attempts: [PublishAttempt] = []
+        for (i, why) in ["400 {\"error\": \"event 2: event_id is empty\"}",
+                         "503 {\"error\": \"event log unavailable: fdatasync 00000000000000000001.log: Input/output error (EIO); nothing was accepted, retry later\"}",
+                         "503 {\"error\": \"event log unavailable: fdatasync 00000000000000000001.log: Input/output error (EIO)\"}",
+                         "503 {\"error\": \"event log disk full: write x: No space left on device (ENOSPC)\"}",
+                         "connect 127.0.0.1:1: Connection refused"].enumerated() {
+            var attempt = acked(["r\(i)"], first: 0)
+            attempt.outcome = .refused(why)
+            attempts.append(attempt)
+        }
+        let result = Checker.check(attempts: attempts, events: [], deadLetters: [])
+        XCTAssertEqual(result.refusedByReason, ["400": 1, "503 event log unavailable": 2, "503 event log disk full": 1, "no connection": 1])
+        XCTAssertEqual(result.violations, 0)
     }
 
     func testMetricsAndAnswersParse() {
