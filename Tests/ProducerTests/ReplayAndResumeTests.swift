@@ -51,6 +51,34 @@ final class ReplayAndResumeTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(producer.metrics.diskReplayEvents.count, 150, "seqs 51-200 are no longer in the ring")
     }
 
+    /// Subscribers catching up from disk take turns at a small share of the hub loop (so
+    /// publishing never waits behind them): each still gets every seq once, in order,
+    /// from where it asked, while publishing goes on.
+    func testManySubscribersCatchingUpFromDiskEachGetEverySeqOnceWhilePublishingGoesOn() throws {
+        let producer = try ProducerHarness(replayCapacity: 100)
+        let loop = try EventLoop()
+        let publisher = try Publisher(loop: loop, port: producer.httpPort)
+        let pad = String(repeating: "p", count: 200)
+        func publish(_ i: Int) {
+            publisher.post("[" + (0..<200).map { "{\"event_id\":\"m\(i * 200 + $0)\",\"payload\":\"\(pad)\"}" }.joined(separator: ",") + "]")
+        }
+        // 20,000 events of about 250 bytes: some 20 disk frames for each subscriber.
+        for i in 0..<100 { publish(i) }
+        XCTAssertTrue(loop.run(timeout: .seconds(20)) { publisher.answers.count == 100 })
+        let subscribers = try (0..<8).map { try Recorder(loop: loop, port: producer.wsPort, fromSeq: UInt64($0 * 1_000)) }
+        for i in 100..<120 {
+            publish(i)
+            loop.run(timeout: .milliseconds(5)) { false }
+        }
+        XCTAssertTrue(loop.run(timeout: .seconds(20)) { publisher.answers.count == 120 })
+        XCTAssertTrue(publisher.answers.allSatisfy { $0.status == 202 })
+        XCTAssertTrue(loop.run(timeout: .seconds(30)) { subscribers.allSatisfy { $0.seqs.last == 24_000 } })
+        for (k, subscriber) in subscribers.enumerated() {
+            XCTAssertEqual(subscriber.seqs, Array(UInt64(k * 1_000 + 1)...24_000), "subscriber \(k): every seq after its from_seq, once, in order")
+        }
+        XCTAssertGreaterThan(producer.metrics.diskReplayEvents.count, 8 * 12_000, "the catch-up came from disk")
+    }
+
     func testResumingOlderThanRetentionReportsTheGapFirst() throws {
         // 1 MiB retention: 64 KiB segments, so 3 MB of events drop the oldest ones.
         let producer = try ProducerHarness(replayCapacity: 100, retentionBytes: 1 << 20)
