@@ -8,5 +8,6 @@ func registeredMicroSuites() -> [MicroSuite] {
         MicroSuite(name: "websocket", run: runWebSocketBenchmark),
         MicroSuite(name: "event_log", run: runEventLogBenchmark),
         MicroSuite(name: "intake", run: runIntakeBenchmark),
+        MicroSuite(name: "replay_storm", run: runReplayStormBenchmark),
     ]
 }
