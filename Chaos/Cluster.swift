@@ -502,7 +502,9 @@ final class Cluster: @unchecked Sendable {
 
     /// Removes the servers' temp dirs (their logs are copied into the log dir first).
     func removeTempDirs() {
-        for dir in redisDirs + [postgres.dir, dataDir] { try? FileManager.default.removeItem(atPath: dir) }
+        for dir in redisDirs + [postgres.dir, dataDir] + [producerDisk?.directory].compactMap({ $0 }) {
+            try? FileManager.default.removeItem(atPath: dir)
+        }
     }
 }
 

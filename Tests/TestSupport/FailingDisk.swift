@@ -10,6 +10,8 @@ import Foundation
 ///     let producer = try ServiceProcess(..., environment: env.merging(disk.environment) { $1 })
 ///     disk.failing = true   // every flush from now on answers EIO
 public struct FailingDisk: Sendable {
+    /// Where the library and the flag live (the directory given to `build`).
+    public let directory: String
     public let library: String
     public let flag: String
 
@@ -24,7 +26,7 @@ public struct FailingDisk: Sendable {
         try Self.source.write(toFile: source, atomically: true, encoding: .utf8)
         let (status, output) = try TestServers.run(cc, ["-O2", "-shared", "-fPIC", "-o", library, source, "-ldl"])
         guard status == 0 else { throw TestServerError.failed("building the failing-disk library failed: \(output.prefix(500))") }
-        return FailingDisk(library: library, flag: dir + "/flushes-fail")
+        return FailingDisk(directory: dir, library: library, flag: dir + "/flushes-fail")
     }
 
     /// True when a C compiler is there to build the library.
