@@ -311,6 +311,57 @@ final class DurableLogTests: XCTestCase {
         XCTAssertEqual(replay.lines, expected, "the log read back after SIGKILL holds exactly what was answered 202")
     }
 
+    /// The same at a segment roll, where the flush that fails is the directory's (the new
+    /// segment must survive a crash before anything in it is acknowledged): the new file
+    /// is removed, the group refused, and the roll happens again once flushes work.
+    func testAFailingDiskAtASegmentRollLeavesNoSegmentBehindAndRollsOnceItWorks() throws {
+        let dir = temporaryDataDir()
+        let disk = try FailingDisk.build(in: dir)
+        let dataDir = dir + "/log"
+        let binary = try productPath("producer")
+        let http = freeTCPPort(), ws = freeTCPPort()
+        // 1 MiB of retention: 64 KiB segments.
+        let environment = ["HTTP_PORT": "\(http)", "WS_PORT": "\(ws)", "HOST": "127.0.0.1", "DATA_DIR": dataDir,
+                           "RETENTION_BYTES": "1048576", "LOG_LEVEL": "info"]
+        let first = try ServiceProcess(binary: binary, log: dir + "/producer-1.log", environment: environment.merging(disk.environment) { $1 })
+        cleanups.append { first.kill() }
+        XCTAssertTrue(waitForTCP(port: http))
+        let loop = try EventLoop()
+        let publisher = try Publisher(loop: loop, port: http)
+        let pad = String(repeating: "s", count: 1000)
+        func publish(_ batch: Int, _ expectedStatus: Int) {
+            publisher.post("[" + (0..<10).map { "{\"event_id\":\"s\(batch)-\($0)\",\"payload\":\"\(pad)\"}" }.joined(separator: ",") + "]")
+            XCTAssertTrue(loop.run(timeout: .seconds(10)) { publisher.answers.count == batch + 1 })
+            XCTAssertEqual(publisher.answers.last?.status, expectedStatus, publisher.answers.last?.bodyString ?? "no answer")
+        }
+        func segments() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: dataDir).filter { $0.hasSuffix(".log") }.sorted()
+        }
+        // 70 events of about 1 KB fill the first 64 KiB segment: the next group rolls.
+        for batch in 0..<7 { publish(batch, 202) }
+        XCTAssertEqual(try segments(), ["00000000000000000001.log"])
+        disk.failing = true
+        publish(7, 503)
+        publish(8, 503)
+        XCTAssertTrue(publisher.answers.last!.bodyString.contains("EIO"), publisher.answers.last!.bodyString)
+        XCTAssertEqual(try segments(), ["00000000000000000001.log"], "the segment whose directory entry could not be flushed is gone")
+        disk.failing = false
+        publish(9, 202)
+        XCTAssertTrue(publisher.answers.last!.bodyString.contains("\"first_seq\":71,"), publisher.answers.last!.bodyString)
+        XCTAssertEqual(try segments(), ["00000000000000000001.log", "00000000000000000071.log"])
+
+        first.kill()
+        let second = try ServiceProcess(binary: binary, log: dir + "/producer-2.log", environment: environment)
+        cleanups.append { second.kill() }
+        XCTAssertTrue(waitForTCP(port: http))
+        let replay = try Recorder(loop: loop, port: ws, fromSeq: 0)
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { replay.lines.count >= 80 })
+        XCTAssertFalse(loop.run(timeout: .milliseconds(300)) { replay.lines.count > 80 }, "nothing beyond seq 80")
+        let ids = replay.lines.compactMap { $0.firstMatch(of: /"event_id":"([^"]+)"/).map { String($0.1) } }
+        XCTAssertEqual(ids, ((0..<7).map { $0 } + [9]).flatMap { batch in (0..<10).map { "s\(batch)-\($0)" } })
+        XCTAssertEqual(replay.seqs, Array(1...80))
+    }
+
     /// Sends a WebSocket upgrade request and returns the response head.
     private func upgradeResponse(port: Int, target: String) throws -> String {
         let fd = try rawConnect(port: port)
