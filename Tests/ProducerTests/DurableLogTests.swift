@@ -261,18 +261,12 @@ final class DurableLogTests: XCTestCase {
     /// subscriber nor the log read back after a SIGKILL ever sees an event the producer
     /// refused, and publishing resumes with the next seq once flushes work again.
     func testADiskWhoseFlushesFailAnswers503AndTheLogHoldsExactlyWhatWasAnswered202() throws {
-        let dir = temporaryDataDir()
-        let disk = try FailingDisk.build(in: dir)
-        let dataDir = dir + "/log"
-        let binary = try productPath("producer")
-        let http = freeTCPPort(), ws = freeTCPPort()
-        let environment = ["HTTP_PORT": "\(http)", "WS_PORT": "\(ws)", "HOST": "127.0.0.1", "DATA_DIR": dataDir, "LOG_LEVEL": "info"]
-        let first = try ServiceProcess(binary: binary, log: dir + "/producer-1.log", environment: environment.merging(disk.environment) { $1 })
-        cleanups.append { first.kill() }
-        XCTAssertTrue(waitForTCP(port: http))
+        let producer = try ProducerOnFailingDisk(dir: temporaryDataDir())
+        cleanups.append { producer.kill() }
+        let disk = producer.disk
         let loop = try EventLoop()
-        let live = try Recorder(loop: loop, port: ws, fromSeq: 0)
-        let publisher = try Publisher(loop: loop, port: http)
+        let live = try Recorder(loop: loop, port: producer.ws, fromSeq: 0)
+        let publisher = try Publisher(loop: loop, port: producer.http)
         var ids: [[String]] = []
         func publish(_ count: Int, _ expectedStatus: Int) {
             let batch = (0..<count).map { "d\(ids.count)-\($0)" }
@@ -289,45 +283,31 @@ final class DurableLogTests: XCTestCase {
         for _ in 0..<3 { publish(20, 503) }
         let refusal = publisher.answers.last?.bodyString ?? ""
         XCTAssertTrue(refusal.contains("event log unavailable") && refusal.contains("EIO"), refusal)
-        XCTAssertTrue(try httpGet(port: http, path: "/health").body.contains("\"last_seq\":30,"))
+        XCTAssertTrue(try httpGet(port: producer.http, path: "/health").body.contains("\"last_seq\":30,"))
         disk.failing = false
         publish(10, 202)
         XCTAssertTrue(publisher.answers.last!.bodyString.contains("\"first_seq\":31,"), publisher.answers.last!.bodyString)
-        XCTAssertTrue(first.logText.contains("publishing resumed"), first.logTail())
+        XCTAssertTrue(producer.process.logText.contains("publishing resumed"), producer.process.logTail())
 
         // Answered 202: batches 0-2, then 6, at seqs 1-40 in that order.
         let acknowledged = (ids[0..<3] + ids[6..<7]).flatMap { $0 }
         let expected = acknowledged.enumerated().map { "{\"seq\":\($0.offset + 1),\"event_id\":\"\($0.element)\",\"payload\":null}" }
         XCTAssertTrue(loop.run(timeout: .seconds(10)) { live.lines.count == 40 })
         XCTAssertEqual(live.lines, expected, "a subscriber saw exactly what was answered 202")
-
-        first.kill()
-        let second = try ServiceProcess(binary: binary, log: dir + "/producer-2.log", environment: environment)
-        cleanups.append { second.kill() }
-        XCTAssertTrue(waitForTCP(port: http))
-        let replay = try Recorder(loop: loop, port: ws, fromSeq: 0)
-        XCTAssertTrue(loop.run(timeout: .seconds(10)) { replay.lines.count >= 40 })
-        XCTAssertFalse(loop.run(timeout: .milliseconds(300)) { replay.lines.count > 40 }, "nothing beyond seq 40")
-        XCTAssertEqual(replay.lines, expected, "the log read back after SIGKILL holds exactly what was answered 202")
+        XCTAssertEqual(try producer.killAndReadBack(loop: loop, expecting: 40).lines, expected,
+                       "the log read back after SIGKILL holds exactly what was answered 202")
     }
 
     /// The same at a segment roll, where the flush that fails is the directory's (the new
     /// segment must survive a crash before anything in it is acknowledged): the new file
     /// is removed, the group refused, and the roll happens again once flushes work.
     func testAFailingDiskAtASegmentRollLeavesNoSegmentBehindAndRollsOnceItWorks() throws {
-        let dir = temporaryDataDir()
-        let disk = try FailingDisk.build(in: dir)
-        let dataDir = dir + "/log"
-        let binary = try productPath("producer")
-        let http = freeTCPPort(), ws = freeTCPPort()
         // 1 MiB of retention: 64 KiB segments.
-        let environment = ["HTTP_PORT": "\(http)", "WS_PORT": "\(ws)", "HOST": "127.0.0.1", "DATA_DIR": dataDir,
-                           "RETENTION_BYTES": "1048576", "LOG_LEVEL": "info"]
-        let first = try ServiceProcess(binary: binary, log: dir + "/producer-1.log", environment: environment.merging(disk.environment) { $1 })
-        cleanups.append { first.kill() }
-        XCTAssertTrue(waitForTCP(port: http))
+        let producer = try ProducerOnFailingDisk(dir: temporaryDataDir(), environment: ["RETENTION_BYTES": "1048576"])
+        cleanups.append { producer.kill() }
+        let disk = producer.disk
         let loop = try EventLoop()
-        let publisher = try Publisher(loop: loop, port: http)
+        let publisher = try Publisher(loop: loop, port: producer.http)
         let pad = String(repeating: "s", count: 1000)
         func publish(_ batch: Int, _ expectedStatus: Int) {
             publisher.post("[" + (0..<10).map { "{\"event_id\":\"s\(batch)-\($0)\",\"payload\":\"\(pad)\"}" }.joined(separator: ",") + "]")
@@ -335,7 +315,7 @@ final class DurableLogTests: XCTestCase {
             XCTAssertEqual(publisher.answers.last?.status, expectedStatus, publisher.answers.last?.bodyString ?? "no answer")
         }
         func segments() throws -> [String] {
-            try FileManager.default.contentsOfDirectory(atPath: dataDir).filter { $0.hasSuffix(".log") }.sorted()
+            try FileManager.default.contentsOfDirectory(atPath: producer.dataDir).filter { $0.hasSuffix(".log") }.sorted()
         }
         // 70 events of about 1 KB fill the first 64 KiB segment: the next group rolls.
         for batch in 0..<7 { publish(batch, 202) }
@@ -350,13 +330,7 @@ final class DurableLogTests: XCTestCase {
         XCTAssertTrue(publisher.answers.last!.bodyString.contains("\"first_seq\":71,"), publisher.answers.last!.bodyString)
         XCTAssertEqual(try segments(), ["00000000000000000001.log", "00000000000000000071.log"])
 
-        first.kill()
-        let second = try ServiceProcess(binary: binary, log: dir + "/producer-2.log", environment: environment)
-        cleanups.append { second.kill() }
-        XCTAssertTrue(waitForTCP(port: http))
-        let replay = try Recorder(loop: loop, port: ws, fromSeq: 0)
-        XCTAssertTrue(loop.run(timeout: .seconds(10)) { replay.lines.count >= 80 })
-        XCTAssertFalse(loop.run(timeout: .milliseconds(300)) { replay.lines.count > 80 }, "nothing beyond seq 80")
+        let replay = try producer.killAndReadBack(loop: loop, expecting: 80)
         let ids = replay.lines.compactMap { $0.firstMatch(of: /"event_id":"([^"]+)"/).map { String($0.1) } }
         XCTAssertEqual(ids, ((0..<7).map { $0 } + [9]).flatMap { batch in (0..<10).map { "s\(batch)-\($0)" } })
         XCTAssertEqual(replay.seqs, Array(1...80))
@@ -374,4 +348,44 @@ final class DurableLogTests: XCTestCase {
         while !head.suffix(4).elementsEqual("\r\n\r\n".utf8), recv(fd, &byte, 1, 0) == 1 { head.append(byte) }
         return String(decoding: head, as: UTF8.self)
     }
+}
+
+/// A real producer whose flushes a `FailingDisk` fails on demand, on ports and a
+/// `DATA_DIR` of its own under `dir`.
+private final class ProducerOnFailingDisk {
+    let disk: FailingDisk
+    let http = freeTCPPort(), ws = freeTCPPort()
+    let dataDir: String
+    private(set) var process: ServiceProcess
+    private let dir: String
+    private let binary: String
+    private let environment: [String: String]
+    private var lives = 1
+
+    init(dir: String, environment extra: [String: String] = [:]) throws {
+        self.dir = dir
+        disk = try FailingDisk.build(in: dir)
+        dataDir = dir + "/log"
+        binary = try productPath("producer")
+        environment = ["HTTP_PORT": "\(http)", "WS_PORT": "\(ws)", "HOST": "127.0.0.1", "DATA_DIR": dataDir, "LOG_LEVEL": "info"]
+            .merging(extra) { $1 }
+        process = try ServiceProcess(binary: binary, log: dir + "/producer-1.log", environment: environment.merging(disk.environment) { $1 })
+        XCTAssertTrue(waitForTCP(port: http))
+    }
+
+    /// SIGKILLs it, starts it again on the same `DATA_DIR` with a disk that works, and
+    /// returns a subscriber that read the whole log from seq 0: `count` lines, and nothing
+    /// more in the 300 ms after them.
+    func killAndReadBack(loop: EventLoop, expecting count: Int) throws -> Recorder {
+        process.kill()
+        lives += 1
+        process = try ServiceProcess(binary: binary, log: dir + "/producer-\(lives).log", environment: environment)
+        XCTAssertTrue(waitForTCP(port: http))
+        let replay = try Recorder(loop: loop, port: ws, fromSeq: 0)
+        XCTAssertTrue(loop.run(timeout: .seconds(10)) { replay.lines.count >= count })
+        XCTAssertFalse(loop.run(timeout: .milliseconds(300)) { replay.lines.count > count }, "nothing beyond seq \(count)")
+        return replay
+    }
+
+    func kill() { process.kill() }
 }
