@@ -5,12 +5,12 @@ import TestSupport
 /// What subscribers catching up from disk cost everyone else: the release producer with a
 /// small ring (1,024 events) and a log of `fill` events, then paced single-event publishes
 /// (`producer flood --rate 1000 --batch 1`, one connection, no pipelining) timed while 0,
-/// 4 and 16 subscribers (`Benchmarks bystander`, reading as fast as they can) replay the
+/// 1, 4 and 16 subscribers (`Benchmarks bystander`, reading as fast as they can) replay the
 /// whole log from seq 0. Every publish waits for the producer's hub loop, which also
 /// reads those replays from disk: the figures are the publishes' latency percentiles and
 /// the events/s all replays together got meanwhile. Before the hub gave disk replays a
 /// budget of its time per turn, 4 replaying subscribers raised the publishes' p99 from
-/// 0.6 ms to 39 ms and 16 of them to 158 ms.
+/// 0.6 ms to 39 ms and 16 of them to 163 ms.
 func runReplayStormBenchmark(quick: Bool) throws -> SuiteResult {
     // Enough log that every replay outlasts the timed publishes: 4 × 3M events at 2-2.5M
     // events/s together take 5-6 s, the publishes 2 s.
@@ -28,8 +28,8 @@ func runReplayStormBenchmark(quick: Bool) throws -> SuiteResult {
     guard TestServers.waitForPort(http, timeout: 30) else { throw TestServerError.failed("producer did not listen: \(producer.logTail())") }
 
     print("  filling the log with \(fill) events")
-    _ = try flood(binaries.producer, dir: dir, ["--url", "http://127.0.0.1:\(http)", "--count", "\(fill)", "--batch", "200",
-                                                 "--id-prefix", "fill-"])
+    _ = try flood(binaries.producer, ["--url", "http://127.0.0.1:\(http)", "--count", "\(fill)", "--batch", "200",
+                                       "--id-prefix", "fill-"])
     var figures: [(String, Double)] = [("log_events", Double(fill)), ("publishes_timed", Double(probes))]
     for subscribers in [0, 1, 4, 16] {
         let roundStart = diskReplayed(http)
@@ -67,9 +67,9 @@ func runReplayStormBenchmark(quick: Bool) throws -> SuiteResult {
             }
         }
         watcher.start()
-        let summary = try flood(binaries.producer, dir: dir, ["--url", "http://127.0.0.1:\(http)", "--count", "\(probes)",
-                                                             "--rate", "1000", "--batch", "1", "--connections", "1",
-                                                             "--pipeline", "1", "--id-prefix", "probe-\(subscribers)-"])
+        let summary = try flood(binaries.producer, ["--url", "http://127.0.0.1:\(http)", "--count", "\(probes)",
+                                                   "--rate", "1000", "--batch", "1", "--connections", "1",
+                                                   "--pipeline", "1", "--id-prefix", "probe-\(subscribers)-"])
         let window = monotonicSeconds() - started
         replaysEnded.stop = true
         let replayedDuring = diskReplayed(http) - replayedBefore
@@ -91,7 +91,7 @@ func runReplayStormBenchmark(quick: Bool) throws -> SuiteResult {
 }
 
 /// Runs `producer flood --json` with `arguments` and returns its summary.
-private func flood(_ producer: String, dir: String, _ arguments: [String]) throws -> [String: Any] {
+private func flood(_ producer: String, _ arguments: [String]) throws -> [String: Any] {
     let (status, output) = try TestServers.run(producer, ["flood", "--json"] + arguments, timeout: 600)
     guard status == 0, let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
           let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
