@@ -111,15 +111,21 @@ private enum WriterSplit: CaseIterable {
         }
     }
 
-    /// Four members' rendezvous hashing, as the listeners compute it.
-    private static let members = MemberView(names: (1...4).map { Array("bench-writer-\($0)".utf8) })
+    /// One of four sessions by a hash of `bytes` (FNV-1a, then SplitMix64's finalizer).
+    private static func quarter(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        hash = (hash ^ (hash >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        hash = (hash ^ (hash >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int((hash ^ (hash >> 31)) % 4)
+    }
 
     /// The session of row `n`, whose id is `id`.
     func writer(of n: Int, id: UnsafeRawBufferPointer) -> Int {
         switch self {
         case .one: return 0
-        case .byID: return Self.members.preferred(for: id)
-        case .bySeqBlock: return withUnsafeBytes(of: n / Self.blockSeqs) { Self.members.preferred(for: $0) }
+        case .byID: return Self.quarter(id)
+        case .bySeqBlock: return withUnsafeBytes(of: n / Self.blockSeqs) { Self.quarter($0) }
         }
     }
 }

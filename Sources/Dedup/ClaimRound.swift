@@ -21,9 +21,9 @@ final class ClaimRound: RedisReplySink {
         /// A takeover of events another owner claimed and did not finish (counted as
         /// recovered when won).
         case takeover
-        /// Events rendezvous hashing gave to another member that could not show them
-        /// finished.
-        case unpreferred
+        /// Events a rewind asked for again (held for a member that could not show them
+        /// finished): older than what the live value's progress mark may have passed.
+        case rewound
     }
     let kind: Kind
     /// Set while the round is in flight (a cycle the last answer breaks).

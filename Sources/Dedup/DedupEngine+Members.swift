@@ -11,6 +11,7 @@ extension DedupEngine {
     var ownThrough: UInt64 {
         var lowest = tracker.highest + 1
         for seq in incoming.seqs { lowest = min(lowest, seq) }
+        for seq in rewound.seqs { lowest = min(lowest, seq) }
         for round in claimRounds { lowest = min(lowest, round.minSeq) }
         for round in pendingRounds { lowest = min(lowest, round.minSeq) }
         for batch in work where !batch.stage.isFinished { lowest = min(lowest, batch.minSeq) }
@@ -38,7 +39,18 @@ extension DedupEngine {
                 self.membersPollInFlight = false
                 return
             }
-            let names = items.compactMap(\.bytes).filter { $0 != self.membership.me }
+            var formerLives: [[UInt8]] = []
+            let names = items.compactMap(\.bytes).filter { name in
+                guard name != self.membership.me else { return false }
+                // A previous life of this instance (one instance id runs once): gone.
+                guard self.membership.isFormerLife(name) else { return true }
+                formerLives.append(name)
+                return false
+            }
+            if !formerLives.isEmpty {
+                self.redis.command([Array("DEL".utf8)] + formerLives.map(Membership.key)) { _ in }
+                self.redis.command([Array("SREM".utf8), Membership.setKey] + formerLives) { _ in }
+            }
             guard !names.isEmpty else { return self.membersRead([:], gone: []) }
             self.redis.command([Array("MGET".utf8)] + names.map(Membership.key)) { [weak self] result in
                 guard let self else { return }
@@ -65,6 +77,10 @@ extension DedupEngine {
     /// members holding our events see them finished without waiting for our next tick.
     func heartbeat(now: UInt64) {
         guard redisUp, !stopping else { return }
+        // A view not updated for long (we were paused, or Redis was away) says nothing
+        // true of us any more: we say we take no part until the members are read again,
+        // so that nobody waits on us, nor hands us the claims, in the meantime.
+        if now &- lastObserved > UInt64(max(settings.lockTTLMillis / 2, 40)) * 1_000_000 { membership.goStale() }
         let state = membership.state(from: receivedFrom, through: ownThrough, highest: tracker.highest).encoded
         let every = UInt64(max(settings.lockTTLMillis / 4, 20)) * 1_000_000
         guard state != publishedState || now &- lastHeartbeat >= every else { return }
@@ -88,16 +104,21 @@ extension DedupEngine {
         let before = membership.view.hash
         let wasActive = membership.active
         membership.observe(states, nextSeq: nextUnclassifiedSeq, highest: tracker.highest)
+        lastObserved = loop.nowNanos
+        metrics.claiming.set(membership.claims ? 1 : 0)
+        heartbeat(now: lastObserved)
         if membership.view.hash != before || membership.active != wasActive {
             let names = membership.view.names.map { String(decoding: $0, as: UTF8.self) }
-            let role = membership.active ? "sharing claims" : "taking no share (producer link down, or catching up)"
+            let claimer = names[membership.view.claimer]
+            let role = !membership.active ? "taking no part (producer link down, or catching up), holding for \(claimer)"
+                : membership.claims ? "claiming" : "holding for \(claimer)"
             logger.info("\(role) among \(names.count) listener(s) on stream \(membership.stream.isEmpty ? "(unknown)" : membership.stream): \(names.joined(separator: ", "))")
         }
-        sweepDeferred()
+        sweepHeld()
         updateFlow()
-        // Paused with events held for others: read their states again shortly rather than
+        // Paused with seqs held for others: read their states again shortly rather than
         // on the next tick, since only their proofs let intake go on.
-        if !flowOpen && !deferred.isEmpty && !membersPollQueued && !stopping {
+        if !flowOpen && !held.isEmpty && !membersPollQueued && !stopping {
             membersPollQueued = true
             loop.schedule(in: .milliseconds(2)) { [weak self] in
                 guard let self else { return }
@@ -107,83 +128,86 @@ extension DedupEngine {
         }
     }
 
-    /// Drops the deferred events their member shows finished, and claims those it cannot
-    /// vouch for: it left, reads another stream, classified them under another view,
-    /// never received them, or has not finished them within a claim's lifetime.
-    func sweepDeferred() {
-        guard !deferred.isEmpty, !stopping else { return }
+    /// Drops the held ranges their members show finished. A range a member cannot vouch
+    /// for (it left, reads another stream, classified the seqs under another view, never
+    /// received them, or has not finished them within a claim's lifetime) makes us rewind
+    /// to before it and claim what the producer sends again.
+    func sweepHeld() {
+        guard !held.isEmpty, !stopping else { return }
         let now = loop.nowNanos
         let patience = UInt64(settings.lockTTLMillis) * 1_000_000
         let stream = membership.stream
-        // Looked up once per member, not per event.
-        let states = deferred.names.map { name in membership.peers[name].flatMap { $0.stream == stream ? $0 : nil } }
-        var claimNow = EventSet()
-        var takeOver = EventSet()
-        var finished = 0
-        let logEach = eventLog.logs(.info)
-        defer { metrics.duplicate.add(finished) }
-        deferred.sweep({ seq, member, view, since in
-            // Asked in place: a copy of the state per event would retain its strings and arrays.
-            guard let proof = states[member]?.proof(seq: seq, view: view) else { return .takeOver }
-            switch proof {
-            case .finished: return .finished
-            case .pending: return now &- since < patience ? .hold : .takeOver
-            case .unknown: return .claim
-            }
-        }, whole: { member, view, since, seqs in
-            guard let state = states[member] else { return nil }
-            // Finished events are logged one by one when each event is logged.
-            if !logEach && state.provesFinished(seqs, view: view) { return .finished }
-            if now &- since < patience && state.provesPending(seqs, view: view) { return .hold }
-            return nil
-        }, finished: { events in
-            finished += events.count
-            tracker.finished(all: events)
-        }, removed: { events, i, verdict in
-            switch verdict {
-            case .finished:
-                // The common case, settled in place: nothing copied.
-                finished += 1
-                tracker.finished(events.seqs[i], generation: events.generations[i])
-                if logEach {
-                    eventLog.event("duplicate", now: now, "duplicate seq=\(events.seqs[i]) event_id=\(events.idString(i)) (handled by the listener it belongs to)")
+        // Looked up once per member, not per range.
+        let states = held.names.map { name in membership.peers[name].flatMap { $0.stream == stream ? $0 : nil } }
+        let before = held.count
+        var why = ""
+        var claimThrough = tracker.highest
+        let names = held.names
+        let recoverFrom = held.sweep { member, view, since, seqs in
+            let verdict: HeldRanges.Verdict
+            var reason = ""
+            if let state = states[member] {
+                switch state.proof(seqs: seqs) {
+                case .finished: verdict = .finished
+                case .pending:
+                    verdict = now &- since < patience ? .hold : .recover
+                    reason = "has not finished them within a claim's lifetime"
+                case .unknown:
+                    verdict = .recover
+                    reason = !state.active ? "takes no part" : seqs.lowerBound <= state.from ? "did not receive them in its life"
+                        : "did not claim them (it saw another claimer)"
                 }
-            case .claim: takeBack(events, i, into: &claimNow)
-            case .takeOver, .hold: takeBack(events, i, into: &takeOver)
+            } else {
+                verdict = .recover
+                reason = "is gone or reads another stream"
             }
-        })
-        if !claimNow.isEmpty {
-            eventLog.event("unpreferred", now: now, "claiming \(claimNow.count) events their preferred listener cannot vouch for (it classified them under another view of the members)")
-            claimApart(claimNow, kind: .unpreferred)
+            if verdict == .recover {
+                if why.isEmpty {
+                    why = "\(String(decoding: names[member], as: UTF8.self)) \(reason) (seqs \(seqs.lowerBound)-\(seqs.upperBound))"
+                }
+                // Up to where it vouches again, holding for it would only rewind again.
+                if let from = states[member]?.vouchesFrom, from > 0 { claimThrough = max(claimThrough, from - 1) }
+            }
+            return verdict
         }
-        if !takeOver.isEmpty {
-            eventLog.event("member-gone", level: .warning, now: now, "taking over \(takeOver.count) events whose preferred listener left or did not finish them within a claim's lifetime")
-            claimApart(takeOver, kind: .takeover)
-        }
+        metrics.duplicate.add(before - held.count)
+        if let recoverFrom { rewind(before: recoverFrom, claimingThrough: claimThrough, because: why) }
     }
 
-    /// Moves deferred event `index` of `events` into `target`, to claim it here. A line
-    /// held unparsed is parsed now; one that turns out malformed is counted and finished
-    /// (as a malformed line is when it arrives).
-    private func takeBack(_ events: EventSet, _ index: Int, into target: inout EventSet) {
-        guard events.isLine(index) else { return target.append(events, index) }
-        let seq = events.seqs[index]
-        let generation = events.generations[index]
-        let before = target.count
-        target.generation = generation
-        events.withID(index) { id in
-            events.withPayload(index) { rest in
-                StreamLineParser.restoreLine(seq: seq, acceptedAt: events.acceptedAt[index], id: id, rest: rest, into: scratchLine)
-            }
-        }
-        if let notice = scratchLine.withReadableBytes({ StreamLineParser.parseLine($0, number: 0, into: &target, scratch: &scratchID) }) {
-            noted(notice)
-        }
-        if target.count > before && target.seqs[before] != seq {
-            target.removeLast()
-            noted(.malformed(line: 0, reason: "seq appears twice"))
-        }
-        if target.count == before { tracker.finished(seq, generation: generation) }
+    /// Asks the producer again for every event from `seq` on that is not in our hands,
+    /// and claims each one it sends again whatever our view says (`SET NX` decides, as
+    /// always: what the other members finished meets its done marker); so too every new
+    /// event up to `claimThrough` (a claimer that vouches only from further on). Our saved
+    /// watermark never passed a held seq, so a crash before the rewind loses nothing
+    /// either. At most one rewind per 200 ms: a member that cannot vouch for one range
+    /// usually cannot for the next few either, and one rewind covers them all.
+    func rewind(before seq: UInt64, claimingThrough: UInt64, because why: String) {
+        let now = loop.nowNanos
+        guard !stopping, now &- lastRewind >= 200_000_000 || lastRewind == 0 else { return }
+        claimThrough = max(claimThrough, claimingThrough)
+        let to = min(seq - 1, tracker.watermark)
+        let through = tracker.highest
+        guard tracker.rewind(to: to) else { return }
+        lastRewind = now
+        held.removeAll()
+        // Frames of seqs sent again would arrive below the samples taken: start over.
+        arrivals.reset()
+        metrics.rewinds.add()
+        logger.warning("rewinding to seq \(to): listener \(why); claiming seqs \(to + 1)-\(max(through, claimThrough)) not in hand as the producer sends them again")
+        awaitingRewind = onRewind != nil
+        onRewind?()
+    }
+
+    /// The producer link resumed after a rewind (or never had to).
+    package func rewindDone() {
+        awaitingRewind = false
+    }
+
+    /// The watermark we vouch for: every seq at or below it is finished, by us or (for
+    /// the seqs we held for other members) by its member. What we save and report.
+    package var safeWatermark: UInt64 {
+        guard let lowest = held.lowest else { return tracker.watermark }
+        return min(tracker.watermark, lowest - 1)
     }
 
     /// Our producer link went up or down: while it is down we take no share (the others

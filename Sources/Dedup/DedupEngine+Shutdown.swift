@@ -4,9 +4,17 @@ import ServiceKit
 
 /// Intake flow (bytes and events held) and the shutdown deadline.
 extension DedupEngine {
+    /// Seqs from the lowest one held for another member to the highest received: how
+    /// far a rewind would go back.
+    var heldSpan: UInt64 {
+        guard let lowest = held.lowest else { return 0 }
+        return tracker.highest &- lowest &+ 1
+    }
+
     func updateFlow() {
         let open = !stopping && redisUp && db.canAcceptWork
             && inFlightBytes < settings.maxInFlightBytes && inFlightCount < settings.maxInFlight
+            && heldSpan < settings.maxHeldSpan
         guard open != flowOpen else { return }
         flowOpen = open
         onFlowChange?(open)

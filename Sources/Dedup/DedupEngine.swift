@@ -20,6 +20,12 @@ package struct EngineSettings {
     package var maxInFlight = 4_096
     /// Most claims sent in one round (and so most rows in one insert).
     package var maxClaimBatch = 1_024
+    /// How far (in seqs) we may read past the lowest seq held for another member that it
+    /// has not shown finished: how far a rewind may have to go back, and so how much the
+    /// producer must still have. Half the lag at which a member leaves the view for
+    /// falling behind (`Membership.leaveLag`), so that the members we hold for, reading
+    /// behind us, never look far enough behind to leave.
+    package var maxHeldSpan: UInt64 { UInt64(maxInFlight * 2) }
 
     package init(instance: String, run: String, lockTTLMillis: Int, dedupWindowMillis: Int, processDelayMillis: Int) {
         self.instance = instance
@@ -56,6 +62,8 @@ package final class DedupEngine {
     var arrivals = ArrivalClock()
     /// Received and not yet claimed, all under the live claim value.
     var incoming = EventSet()
+    /// Received again after a rewind and not yet claimed: claimed apart (see `claimApart`).
+    var rewound = EventSet()
     /// Storage of finished stages' sets, for the next ones.
     var sets = EventSetPool()
     /// Rounds to send under a value other than the live one once Redis is up: recovery
@@ -68,14 +76,25 @@ package final class DedupEngine {
     var waitingInserts: [WorkBatch] = []
     var joinedInsertsInFlight = 0
     var watch = WatchList()
-    /// Events rendezvous hashing gave to other members, held until they show them finished.
-    var deferred = DeferList()
+    /// Seqs rendezvous hashing gave to other members, held until they show them finished.
+    var held = HeldRanges()
+    /// A rewind asked the producer link to resume from the rewound watermark: frames of
+    /// the old connection are dropped until the new one opens (`rewindDone`).
+    var awaitingRewind = false
+    var lastRewind: UInt64 = 0
+    /// New events up to this seq are claimed, not held: the claimer does not vouch for
+    /// them (see `rewind`).
+    var claimThrough: UInt64 = 0
+    /// Told to resume the producer stream from `tracker.watermark` (a rewind).
+    package var onRewind: (() -> Void)?
     var membership: Membership
     /// Every seq above this (up to `tracker.highest`) was received in this life on the
     /// current stream: the resume point, moved past any gap the producer reported.
     var receivedFrom: UInt64 = 0
     var membersPollInFlight = false
     var lastMembersPoll: UInt64 = 0
+    /// When the members' states were last read and our view updated.
+    var lastObserved: UInt64 = 0
     var publishedState: [UInt8] = []
     var lastHeartbeat: UInt64 = 0
     /// When we last added ourselves to the member set (again at most every 200 ms, see `heartbeat`).
@@ -89,8 +108,6 @@ package final class DedupEngine {
     /// the mark that says "all finished" once none is.
     var closedScopes: [[UInt8]] = []
     var scratchID: [UInt8] = []
-    /// A held line put back together to be parsed (see `takeBack`).
-    let scratchLine = ByteBuffer()
     var scratchKey: [UInt8] = []
     var pollInFlight = false
     var publishedProgress: UInt64 = 0
@@ -147,16 +164,15 @@ package final class DedupEngine {
     }
 
     package var inFlightCount: Int {
-        incoming.count + pendingRounds.reduce(0) { $0 + $1.events.count } + claimRounds.reduce(0) { $0 + $1.events.count }
-            + work.reduce(0) { $0 + ($1.stage.isFinished ? 0 : $1.events.count) } + watch.count + deferred.count
+        incoming.count + rewound.count + pendingRounds.reduce(0) { $0 + $1.events.count } + claimRounds.reduce(0) { $0 + $1.events.count }
+            + work.reduce(0) { $0 + ($1.stage.isFinished ? 0 : $1.events.count) } + watch.count
     }
 
     /// Event bytes held by every unfinished stage.
     package var inFlightBytes: Int {
-        incoming.byteCount + pendingRounds.reduce(0) { $0 + $1.events.byteCount }
+        incoming.byteCount + rewound.byteCount + pendingRounds.reduce(0) { $0 + $1.events.byteCount }
             + claimRounds.reduce(0) { $0 + $1.events.byteCount }
             + work.reduce(0) { $0 + ($1.stage.isFinished ? 0 : $1.events.byteCount) } + watch.byteCount
-            + deferred.byteCount
     }
 
     var isIdle: Bool { inFlightCount == 0 }
@@ -169,43 +185,35 @@ package final class DedupEngine {
 
     // MARK: intake
 
-    /// A text frame from the producer: one or more NDJSON lines. Each new event is
-    /// classified as it arrives: ours (parsed in full, to claim), or another member's by
-    /// rendezvous hashing (held; when the line has the producer's layout only its head is
-    /// read and the line is kept from the id on, parsed only if we must claim it after all).
+    /// A text frame from the producer: one or more NDJSON lines. Unless we are the
+    /// claimer (see `MemberView`), each new event is held for the claimer: only its seq is
+    /// kept, in `held`, and when the line has the producer's layout only its head is read.
+    /// The claimer parses each line in full, to claim it; so does anyone for an event a
+    /// rewind asked for again, whatever the view says.
     package func receive(frame: UnsafeRawBufferPointer) {
+        guard !awaitingRewind else { return }
         var received = 0
         var firstSeq: UInt64?
         let now = loop.nowNanos
-        let sharing = membership.isSharing
         let view = membership.view
-        let me = membership.meIndex ?? -1
+        // The held table's index of the claimer, when it is another member.
+        let holdFor = membership.isSharing && !membership.claims ? held.memberIndex(of: view.names[view.claimer]) : nil
         let logEach = eventLog.logs(.info)
-        // The deferral table's index of each member of the view, looked up once per frame.
-        var slots = [Int](repeating: -1, count: sharing ? view.names.count : 0)
-        func slot(_ preferred: Int) -> Int {
-            if slots[preferred] < 0 { slots[preferred] = deferred.memberIndex(of: view.names[preferred]) }
-            return slots[preferred]
-        }
         StreamLineParser.forEachLine(frame) { line, number in
-            var known = false
-            if sharing, let head = StreamLineParser.head(of: line) {
-                let id = UnsafeRawBufferPointer(rebasing: line[head.id])
-                let preferred = view.preferred(for: id)
-                if preferred != me {
-                    guard tracker.received(head.seq) else { return }
-                    let member = slot(preferred)
-                    deferred.addLine(seq: head.seq, id: id, rest: UnsafeRawBufferPointer(rebasing: line[head.id.upperBound...]),
-                                     generation: tracker.generation,
-                                     acceptedAt: head.acceptedAt, member: member, view: view.hash, now: now)
+            if let holdFor, let head = StreamLineParser.head(of: line), head.seq > claimThrough {
+                switch tracker.arrival(of: head.seq) {
+                case .seen: return
+                case .replayed: break
+                case .new:
+                    guard tracker.receivedFinished(head.seq) else { return }
+                    held.add(seq: head.seq, member: holdFor, view: view.hash, now: now)
                     received += 1
                     if firstSeq == nil { firstSeq = head.seq }
                     if logEach {
-                        eventLog.event("received", now: now, "received seq=\(head.seq) event_id=\(String(decoding: id, as: UTF8.self))")
+                        eventLog.event("received", now: now, "received seq=\(head.seq) event_id=\(String(decoding: line[head.id], as: UTF8.self)) (held for the claimer)")
                     }
                     return
                 }
-                known = true
             }
             let index = incoming.count
             // Set per line: a round claimed mid-frame leaves a spare set in `incoming`.
@@ -215,19 +223,25 @@ package final class DedupEngine {
             }
             guard incoming.count > index else { return }
             let seq = incoming.seqs[index]
+            let arrival = tracker.arrival(of: seq)
             // A reconnect replays from the watermark: seqs seen before are dropped.
             guard tracker.received(seq) else { return incoming.removeLast() }
             received += 1
             if firstSeq == nil { firstSeq = seq }
-            if logEach { eventLog.event("received", now: now, "received seq=\(seq) event_id=\(incoming.idString(index))") }
-            if sharing && !known {
-                let preferred = incoming.withID(index) { view.preferred(for: $0) }
-                if preferred != me {
-                    let member = slot(preferred)
-                    deferred.add(incoming, index, member: member, view: view.hash, now: now)
-                    incoming.removeLast()
-                }
+            if arrival == .replayed {
+                if logEach { eventLog.event("received", now: now, "received seq=\(seq) event_id=\(incoming.idString(index)) again (rewound)") }
+                rewound.append(incoming, index)
+                incoming.removeLast()
+                return
             }
+            if let holdFor, seq > claimThrough {
+                held.add(seq: seq, member: holdFor, view: view.hash, now: now)
+                tracker.finished(seq, generation: tracker.generation)
+                if logEach { eventLog.event("received", now: now, "received seq=\(seq) event_id=\(incoming.idString(index)) (held for the claimer)") }
+                incoming.removeLast()
+                return
+            }
+            if logEach { eventLog.event("received", now: now, "received seq=\(seq) event_id=\(incoming.idString(index))") }
             // A full round is claimed at once rather than before the loop sleeps: the
             // frames read in one turn would otherwise pile up in one ever larger set, and
             // a set of one round's size moves on whole, uncopied, and is reused after.
@@ -259,6 +273,8 @@ package final class DedupEngine {
         logger.warning("the producer's seqs started over (next after \(watermark), had \(tracker.highest)); tracking the new numbering")
         closeLiveScope()
         tracker.restart(at: watermark)
+        held.removeAll()
+        claimThrough = 0
         receivedFrom = watermark
         arrivals.reset()
     }
@@ -281,6 +297,19 @@ package final class DedupEngine {
     func submitClaims() {
         guard redisUp, !stopping else { return }
         while !pendingRounds.isEmpty { sendClaims(pendingRounds.removeLast()) }
+        if !rewound.isEmpty {
+            var start = 0
+            while start < rewound.count {
+                let part = start..<min(start + settings.maxClaimBatch, rewound.count)
+                var batch = sets.take()
+                batch.append(rewound, part)
+                claimApart(batch, kind: .rewound)
+                start = part.upperBound
+            }
+            var emptied = sets.take()
+            swap(&emptied, &rewound)
+            sets.give(&emptied)
+        }
         guard !incoming.isEmpty else { return }
         // While a live round is out, what arrives waits for its answers (or for a full
         // round) and goes with the next one: with several listeners each turn brings only
@@ -393,6 +422,9 @@ package final class DedupEngine {
                 if round.kind == .takeover {
                     metrics.recovered.add()
                     logger.info("recovered seq=\(round.events.seqs[i]) event_id=\(round.events.idString(i)): its owner did not finish it")
+                } else if round.kind == .rewound {
+                    metrics.recovered.add()
+                    eventLog.event("recovered", now: now, "recovered seq=\(round.events.seqs[i]) event_id=\(round.events.idString(i)): the claimer did not vouch for it")
                 } else if round.events.attempted[i] {
                     eventLog.event("claimed-on-retry", now: now, "claimed seq=\(round.events.seqs[i]) event_id=\(round.events.idString(i)) (the first answer was lost)")
                 } else {

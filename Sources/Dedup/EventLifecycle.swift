@@ -14,16 +14,19 @@
 ///      └─────────────────────────────────┴─ another owner's claim ──────────▶ watched
 ///
 ///   received ──rendezvous hashing over our view of the live members, as the event
-///             arrives, prefers another member──▶ deferred (when its line has the
-///             producer's layout, only the line's head is read; the line is held from
-///             its id on, restored whole from the head's fields if it is ever parsed;
-///             a retried claim is never deferred: a claim of ours may already hold it)
+///             arrives, prefers another member──▶ deferred (only its seq is kept, in a
+///             range of seqs held for other members; when its line has the producer's
+///             layout, only the line's head is read)
 ///   deferred ──that member's state shows it finished, classified under the same view──▶
 ///             duplicate
 ///   deferred ──that member left, reads another stream, classified it under another view,
 ///             never received it, or has not finished it within a claim's lifetime──▶
-///             claiming (a claim value of its own), after parsing its line in full: a
-///             malformed line is counted and finished instead, as on arrival
+///             rewound: every seq from the lowest such range on that is not in our hands
+///             is asked for again (the producer link resumes from before it; the saved
+///             watermark never passed a held seq)
+///   rewound ──received again──▶ claiming (a claim value of its own, whatever our view
+///             says); a rewound seq the producer skips (a gap, a line without a readable
+///             seq) is passed, as on first receipt
 ///
 ///   watched ──the owner's progress under exactly that claim value covers it──▶ duplicate
 ///   watched ──its claim could have expired, or the owner released it──▶ claiming (recovery:
@@ -55,6 +58,7 @@ enum EventStage: Equatable, CustomStringConvertible {
     case received
     case claiming
     case deferred
+    case rewound
     case watched
     case processing
     case storing
@@ -82,6 +86,8 @@ enum EventStage: Equatable, CustomStringConvertible {
         case preferredFinished
         /// Its preferred member cannot vouch for it (see the diagram).
         case preferredCannotVouch
+        /// The producer sent it again after a rewind.
+        case receivedAgain
         case claimAnswered(ClaimVerdict)
         /// The claim's reply never came: the SET may or may not have run.
         case claimUnanswered
@@ -106,8 +112,10 @@ enum EventStage: Equatable, CustomStringConvertible {
     /// The stage after `input`; an impossible transition is a bug and stops the process.
     func next(_ input: Input) -> EventStage {
         switch (self, input) {
-        case (.received, .claimSent), (.watched, .ownerMayBeGone), (.deferred, .preferredCannotVouch):
+        case (.received, .claimSent), (.watched, .ownerMayBeGone), (.rewound, .receivedAgain):
             return .claiming
+        case (.deferred, .preferredCannotVouch):
+            return .rewound
         case (.received, .deferredToPreferred):
             return .deferred
         case (.deferred, .preferredFinished):
@@ -148,6 +156,7 @@ enum EventStage: Equatable, CustomStringConvertible {
         case .received: return "received"
         case .claiming: return "claiming"
         case .deferred: return "deferred"
+        case .rewound: return "rewound"
         case .watched: return "watched"
         case .processing: return "processing"
         case .storing: return "storing"

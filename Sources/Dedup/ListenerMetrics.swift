@@ -14,6 +14,7 @@ package final class ListenerMetrics: Sendable {
     package let malformed: Counter
     package let gaps: Counter
     package let gapEvents: Counter
+    package let rewinds: Counter
     package let storeFailures: Counter
     package let insertStatements: Counter
     package let claimFailures: Counter
@@ -26,6 +27,7 @@ package final class ListenerMetrics: Sendable {
     package let watching: Gauge
     package let deferred: Gauge
     package let sharing: Gauge
+    package let claiming: Gauge
     package let watermark: Gauge
     package let durableCommits: Gauge
     package let redisMayEvict: Gauge
@@ -43,6 +45,7 @@ package final class ListenerMetrics: Sendable {
         malformed = registry.counter("dedup_stream_malformed_lines_total", help: "Lines from the producer that were not valid events.")
         gaps = registry.counter("dedup_stream_gaps_total", help: "Gaps the producer reported on resume.")
         gapEvents = registry.counter("dedup_stream_gap_events_total", help: "Events the producer no longer had when this instance resumed.")
+        rewinds = registry.counter("dedup_stream_rewinds_total", help: "Times this instance asked the producer again for events it held for another listener that could not vouch for them, to claim them itself.")
         storeFailures = registry.counter("dedup_store_failures_total", help: "Batch inserts that failed and were retried.")
         insertStatements = registry.counter("dedup_insert_statements_total", help: "INSERT statements sent for events (rows stored per statement: dedup_events_stored_total over this).")
         claimFailures = registry.counter("dedup_claim_failures_total", help: "Claim round trips that failed and were retried.")
@@ -55,8 +58,9 @@ package final class ListenerMetrics: Sendable {
                                              help: "From the producer's accept time (the line's ts) to this instance's insert completing.",
                                              bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
         watching = registry.gauge("dedup_events_watching", help: "Events claimed by another instance that this one watches.")
-        deferred = registry.gauge("dedup_events_deferred", help: "Events rendezvous hashing gave to another listener, held until it shows them finished.")
-        sharing = registry.gauge("dedup_listeners_sharing", help: "Live listeners on this stream that claims are shared among, this one included.")
+        deferred = registry.gauge("dedup_events_deferred", help: "Events rendezvous hashing gave to another listener, held (as seqs) until it shows them finished.")
+        sharing = registry.gauge("dedup_listeners_sharing", help: "Live listeners taking part on this stream (one claims, the others hold for it), this one included.")
+        claiming = registry.gauge("dedup_listener_claiming", help: "1 while this listener is the one that claims (the live listener taking part longest); the others hold what they receive for it.")
         watermark = registry.gauge("dedup_stream_watermark_seq", help: "Highest seq at or below which everything is finished.")
         redisMayEvict = registry.gauge("dedup_redis_may_evict_keys", help: "1 when Redis has a memory limit and a maxmemory-policy that evicts keys (ours all have TTLs), so a full Redis drops claims and done markers and events are processed again; 0 with noeviction or no limit, and until first checked.")
         durableCommits = registry.gauge("dedup_postgres_durable_commits", help: "1 when PostgreSQL confirms this instance's inserts only once they are on disk (synchronous_commit not off), 0 when a crash of PostgreSQL could lose confirmed rows; 1 until first checked.")

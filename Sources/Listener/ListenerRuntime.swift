@@ -99,7 +99,7 @@ final class ListenerRuntime {
     private func scheduleSave() {
         loop.schedule(in: .milliseconds(250)) { [weak self] in
             guard let self else { return }
-            if self.engine.tracker.highest > 0 { self.watermarks.save(stream: self.link.stream, self.engine.tracker.watermark) }
+            if self.engine.tracker.highest > 0 { self.watermarks.save(stream: self.link.stream, self.engine.safeWatermark) }
             self.scheduleSave()
         }
     }
@@ -126,7 +126,7 @@ final class ListenerRuntime {
             }
         }
         json.string("stream", link.stream)
-        json.number("watermark", engine.tracker.watermark)
+        json.number("watermark", engine.safeWatermark)
         json.number("in_flight", engine.inFlightCount)
         json.number("in_flight_bytes", engine.inFlightBytes)
         json.number("oldest_unfinished_ms", oldestMillis)
@@ -149,7 +149,7 @@ final class ListenerRuntime {
             }
             loop.schedule(in: .milliseconds(400)) { finish() }
             if engine.tracker.highest > 0 {
-                watermarks.save(stream: link.stream, engine.tracker.watermark) { finish() }
+                watermarks.save(stream: link.stream, engine.safeWatermark) { finish() }
             } else {
                 finish()
             }

@@ -42,6 +42,21 @@ final class ProducerLink: WebSocketClientDelegate {
         self.configuration = configuration
         self.loop = loop
         engine.onFlowChange = { [weak self] open in self?.setReading(open) }
+        engine.onRewind = { [weak self] in self?.rewind() }
+    }
+
+    /// True from a rewind's drop of the connection until the next one opens: the drop is
+    /// ours, not a lost link, so membership is not told the link went down (that would
+    /// make the other members rewind too).
+    private var rewinding = false
+
+    /// Drops the connection to resume from the engine's rewound watermark. The engine
+    /// ignores frames until the new connection opens.
+    private func rewind() {
+        guard let socket = client?.socket else { return engine.rewindDone() }
+        rewinding = true
+        logger.info("resuming the producer stream from seq \(engine.tracker.watermark) (rewind)")
+        socket.abort()
     }
 
     private let loop: EventLoop
@@ -99,6 +114,10 @@ final class ProducerLink: WebSocketClientDelegate {
 
     func webSocketClient(_ client: WebSocketClient, didFailToConnect error: WebSocketClientError) {
         isUp = false
+        if rewinding {
+            rewinding = false
+            engine.producerLinkChanged(up: false)
+        }
         lastError = error.description
         if client.failedAttempts <= 1 || client.failedAttempts % 20 == 0 {
             logger.warning("producer unreachable at \(client.url): \(error) (attempt \(client.failedAttempts); retrying)")
@@ -107,6 +126,8 @@ final class ProducerLink: WebSocketClientDelegate {
 
     func webSocketDidOpen(_ socket: WebSocketConnection) {
         isUp = true
+        rewinding = false
+        engine.rewindDone()
         engine.producerLinkChanged(up: true)
         lastError = nil
         firstFrameOfConnection = true
@@ -141,6 +162,7 @@ final class ProducerLink: WebSocketClientDelegate {
 
     func webSocketDidClose(_ socket: WebSocketConnection, code: WebSocketCloseCode, reason: String) {
         isUp = false
+        if rewinding { return }
         engine.producerLinkChanged(up: false)
         if socket.droppedForSilence {
             lastError = "nothing heard from the producer for over \(silenceTimeout) (no frame, no pong)"

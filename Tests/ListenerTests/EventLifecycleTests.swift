@@ -31,11 +31,12 @@ final class EventLifecycleTests: XCTestCase {
         XCTAssertEqual(run([.deferredToPreferred, .preferredFinished]), .finished(.duplicate))
     }
 
-    func testADeferredEventItsMemberCannotVouchForIsClaimedAndStored() {
-        XCTAssertEqual(run([.deferredToPreferred, .preferredCannotVouch, .claimAnswered(.ours), .processed, .inserted,
-                            .markedDone]), .finished(.stored))
-        XCTAssertEqual(run([.deferredToPreferred, .preferredCannotVouch, .claimAnswered(.watch), .ownerFinished]),
-                       .finished(.duplicate))
+    func testADeferredEventItsMemberCannotVouchForIsAskedForAgainClaimedAndStored() {
+        XCTAssertEqual(run([.deferredToPreferred, .preferredCannotVouch]), .rewound)
+        XCTAssertEqual(run([.deferredToPreferred, .preferredCannotVouch, .receivedAgain, .claimAnswered(.ours), .processed,
+                            .inserted, .markedDone]), .finished(.stored))
+        XCTAssertEqual(run([.deferredToPreferred, .preferredCannotVouch, .receivedAgain, .claimAnswered(.watch),
+                            .ownerFinished]), .finished(.duplicate))
     }
 
     func testTransientStoreFailuresRetryAndPermanentOnesEndInDeadLetters() {

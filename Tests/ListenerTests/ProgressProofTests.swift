@@ -49,6 +49,54 @@ final class ProgressProofTests: XCTestCase {
         XCTAssertEqual(tracker.watermark, 1)
     }
 
+    func testARewindAsksAgainForEverySeqNotInHandAndTheWatermarkWaitsForThem() {
+        var tracker = SeqTracker()
+        // 1-10 held for others (finished at once), 11-12 ours in hand, 13-14 held.
+        for seq in 1...10 as ClosedRange<UInt64> { XCTAssertTrue(tracker.receivedFinished(seq)) }
+        XCTAssertTrue(tracker.received(11))
+        XCTAssertTrue(tracker.received(12))
+        XCTAssertTrue(tracker.receivedFinished(13))
+        XCTAssertTrue(tracker.receivedFinished(14))
+        XCTAssertEqual(tracker.watermark, 10)
+        XCTAssertTrue(tracker.rewind(to: 4))
+        XCTAssertEqual(tracker.watermark, 4)
+        XCTAssertEqual(tracker.arrival(of: 4), .seen)
+        XCTAssertEqual(tracker.arrival(of: 5), .replayed)
+        XCTAssertEqual(tracker.arrival(of: 11), .seen, "in hand: its claim goes on")
+        XCTAssertEqual(tracker.arrival(of: 13), .replayed)
+        XCTAssertEqual(tracker.arrival(of: 15), .new)
+        for seq in 5...8 as ClosedRange<UInt64> { XCTAssertTrue(tracker.received(seq)) }
+        for seq in 5...8 as ClosedRange<UInt64> { tracker.finished(seq, generation: 0) }
+        XCTAssertEqual(tracker.watermark, 8, "9 and 10 are still asked for")
+        // The producer skips 9 and 10 (they were lost from its log): passed, as a gap is.
+        XCTAssertFalse(tracker.received(11), "in hand")
+        XCTAssertEqual(tracker.watermark, 10, "11 is in hand")
+        XCTAssertTrue(tracker.received(13))
+        tracker.finished(11, generation: 0)
+        tracker.finished(12, generation: 0)
+        tracker.finished(13, generation: 0)
+        XCTAssertEqual(tracker.watermark, 13, "14 is still asked for")
+        XCTAssertTrue(tracker.isReplaying)
+        XCTAssertTrue(tracker.received(15))
+        XCTAssertFalse(tracker.isReplaying, "a new seq came: 14 was skipped")
+        tracker.finished(15, generation: 0)
+        XCTAssertEqual(tracker.watermark, 15)
+    }
+
+    func testARewindFarBackGrowsTheRingAndKeepsEverySeqInHand() {
+        var tracker = SeqTracker()
+        for seq in 1...5_000 as ClosedRange<UInt64> {
+            XCTAssertTrue(seq % 1_000 == 0 ? tracker.received(seq) : tracker.receivedFinished(seq))
+        }
+        XCTAssertTrue(tracker.rewind(to: 0))
+        for seq in 1...5_000 as ClosedRange<UInt64> {
+            XCTAssertEqual(tracker.arrival(of: seq), seq % 1_000 == 0 ? .seen : .replayed, "seq \(seq)")
+        }
+        for seq in 1...5_000 as ClosedRange<UInt64> where seq % 1_000 != 0 { XCTAssertTrue(tracker.received(seq)) }
+        for seq in 1...5_000 as ClosedRange<UInt64> { tracker.finished(seq, generation: 0) }
+        XCTAssertEqual(tracker.watermark, 5_000)
+    }
+
     func testTheOldestUnfinishedEventsArrivalIsKnown() {
         var clock = ArrivalClock()
         clock.arrived(seq: 1, now: 100)
