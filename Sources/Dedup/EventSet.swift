@@ -21,9 +21,6 @@ package struct EventSet {
         var payloadIsNull: Bool
         /// A claim was sent for it before and its answer never came.
         var attempted: Bool
-        /// The payload bytes hold the event's whole stream line, not parsed yet (see
-        /// `appendLine`).
-        var isLine = false
     }
 
     private(set) var bytes: [UInt8] = []
@@ -65,27 +62,6 @@ package struct EventSet {
         bytes.append(contentsOf: id)
         bytes.append(contentsOf: payload)
     }
-
-    /// Appends an event known only by its line's head: the line after the id (`rest`) is
-    /// kept in place of the payload (the head's fields give back the rest, see
-    /// `StreamLineParser.restoreLine`), and parsed in full only if the event is ever
-    /// claimed here.
-    mutating func appendLine(seq: UInt64, id: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer, generation: UInt32,
-                             acceptedAt: Int64) {
-        fields.append(Fields(seq: seq, idStart: bytes.count, idLength: id.count, payloadLength: rest.count,
-                             acceptedAt: acceptedAt, generation: generation, payloadIsNull: false, attempted: false,
-                             isLine: true))
-        // In a line the rest follows the id: one copy, not two.
-        if let start = id.baseAddress, start + id.count == rest.baseAddress {
-            bytes.append(contentsOf: UnsafeRawBufferPointer(start: start, count: id.count + rest.count))
-        } else {
-            bytes.append(contentsOf: id)
-            bytes.append(contentsOf: rest)
-        }
-    }
-
-    /// Whether event `index` is a line not parsed yet.
-    func isLine(_ index: Int) -> Bool { fields[index].isLine }
 
     /// Drops the last event.
     mutating func removeLast() {

@@ -134,17 +134,6 @@ package struct SeqTracker {
         advance()
     }
 
-    /// Marks every event of `events` finished (one advance for all of them).
-    package mutating func finished(all events: EventSet) {
-        let seqs = events.seqs
-        let generations = events.generations
-        for i in 0..<events.count where generations[i] == generation {
-            let seq = seqs[i]
-            if seq >= base && seq <= highest { states[Int(seq) & mask] = .finished }
-        }
-        advance()
-    }
-
     /// The producer started over (its seqs restarted): forget the old numbering.
     mutating func restart(at watermark: UInt64) {
         let next = generation &+ 1

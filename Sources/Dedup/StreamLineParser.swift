@@ -40,15 +40,15 @@ package enum StreamLineParser {
     /// producer's own layout, without walking the payload: enough to tell whose event it
     /// is. Nil for anything else (escapes in the id, other members first, a gap notice,
     /// numbers with leading zeros or past Int64, a ts of 0), which `parseLine` reads in
-    /// full. So the head is exactly what `restoreLine` writes back from its fields. The
-    /// line as a whole is checked only by whoever parses it in full later.
+    /// full. The line as a whole is checked only by whoever parses it in full: the claimer,
+    /// or a holder that rewinds.
     package static func head(of line: UnsafeRawBufferPointer) -> LineHead? {
         guard let base = line.baseAddress else { return nil }
         let count = line.count
         var at = 0
         // Inlined, so each literal's length is a constant and the compare unrolls: a call
-        // per literal cost more than the compare (these run for every line held for
-        // another member).
+        // per literal cost more than the compare (these run for every line a holder
+        // receives).
         @inline(__always) func literal(_ text: StaticString) -> Bool {
             let length = text.utf8CodeUnitCount
             guard count - at >= length else { return false }
@@ -104,25 +104,6 @@ package enum StreamLineParser {
         at += 1
         guard !id.isEmpty, id.count <= 255, literal(",\"payload\":") else { return nil }
         return LineHead(seq: seq, id: id, acceptedAt: acceptedAt)
-    }
-
-    /// Writes into `line` the line a head came from: `{"seq":N,["ts":N,]"event_id":"` from
-    /// the head's fields, then `id` and `rest` (the line after the id). A line held for
-    /// another member keeps only `id` and `rest`, and is parsed in full, from this, only
-    /// if it must be claimed here after all. (`head` takes seqs and ts of at most 18
-    /// digits, so they fit an Int.)
-    static func restoreLine(seq: UInt64, acceptedAt: Int64, id: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer,
-                            into line: ByteBuffer) {
-        line.clear()
-        line.write("{\"seq\":" as StaticString)
-        line.write(decimal: Int(seq))
-        if acceptedAt > 0 {
-            line.write(",\"ts\":" as StaticString)
-            line.write(decimal: Int(acceptedAt))
-        }
-        line.write(",\"event_id\":\"" as StaticString)
-        line.write(id)
-        line.write(rest)
     }
 
     private static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
