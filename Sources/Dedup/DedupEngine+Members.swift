@@ -1,9 +1,9 @@
 import Reactor
 
-/// Membership and the events shared out by rendezvous hashing: our heartbeat (our
-/// `MemberState`), reading the other members', and the sweep of the events we hold for
-/// them. With every member claiming only its share, a distinct event costs one claim and
-/// one done marker in Redis however many listeners run.
+/// Membership and the seqs held for the claimer: our heartbeat (our `MemberState`),
+/// reading the other members', the sweep of what we hold, and rewinds. With one member
+/// claiming, a distinct event costs one claim and one done marker in Redis however many
+/// listeners run.
 extension DedupEngine {
     /// Every event we received in (`receivedFrom`, this] and classified as ours (or took
     /// into any claim) is finished. Deferred events are left out on purpose: counting
@@ -210,13 +210,14 @@ extension DedupEngine {
         return min(tracker.watermark, lowest - 1)
     }
 
-    /// Our producer link went up or down: while it is down we take no share (the others
-    /// claim what they held for us that we never received).
+    /// Our producer link went up or down: while it is down we take no part (if we
+    /// claimed, the next in line claims, and the others rewind over what we never
+    /// received).
     package func producerLinkChanged(up: Bool) {
         membership.linkUp = up
     }
 
-    /// Stops taking a share: others claim what they held for us at their next poll.
+    /// Stops taking part: if we claimed, the others take over at their next poll.
     func leaveMembership() {
         guard redisUp else { return }
         redis.command([Array("DEL".utf8), Membership.key(membership.me)]) { _ in }

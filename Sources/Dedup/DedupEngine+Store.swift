@@ -95,9 +95,8 @@ extension DedupEngine {
 
     /// At most two of these inserts are in flight (one running, one ready behind it);
     /// the batches that arrive meanwhile go together in the next statement, up to one
-    /// claim round's worth of rows (so the pooled insert buffers keep their size). With
-    /// several listeners each claims only its share of a frame, and one statement per
-    /// share cost PostgreSQL about 1 µs more per row with four listeners than with one.
+    /// claim round's worth of rows (so the pooled insert buffers keep their size): fewer,
+    /// larger statements cost PostgreSQL less per row.
     /// If the statement fails, each of its batches is tried alone, the usual way
     /// (retries, halves, dead letters).
     func sendWaitingInserts() {

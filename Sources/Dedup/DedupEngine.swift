@@ -76,7 +76,7 @@ package final class DedupEngine {
     var waitingInserts: [WorkBatch] = []
     var joinedInsertsInFlight = 0
     var watch = WatchList()
-    /// Seqs rendezvous hashing gave to other members, held until they show them finished.
+    /// Seqs held for the claimer until it shows them finished.
     var held = HeldRanges()
     /// A rewind asked the producer link to resume from the rewound watermark: frames of
     /// the old connection are dropped until the new one opens (`rewindDone`).
@@ -312,9 +312,8 @@ package final class DedupEngine {
         }
         guard !incoming.isEmpty else { return }
         // While a live round is out, what arrives waits for its answers (or for a full
-        // round) and goes with the next one: with several listeners each turn brings only
-        // a share of a frame, and rounds of a few hundred claims cost Redis and the
-        // listener more per claim than a round per answer does.
+        // round) and goes with the next one: rounds of a few hundred claims cost Redis and
+        // the listener more per claim than a round per answer does.
         guard incoming.count >= settings.maxClaimBatch || !claimRounds.contains(where: { $0.kind == .live }) else { return }
         if incoming.count <= settings.maxClaimBatch {
             // The whole set moves on uncopied; `incoming` takes a spare one.

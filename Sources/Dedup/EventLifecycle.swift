@@ -13,17 +13,18 @@
 ///      │                                 │  or already in hand ──▶ duplicate
 ///      └─────────────────────────────────┴─ another owner's claim ──────────▶ watched
 ///
-///   received ──rendezvous hashing over our view of the live members, as the event
-///             arrives, prefers another member──▶ deferred (only its seq is kept, in a
-///             range of seqs held for other members; when its line has the producer's
-///             layout, only the line's head is read)
-///   deferred ──that member's state shows it finished, classified under the same view──▶
-///             duplicate
-///   deferred ──that member left, reads another stream, classified it under another view,
-///             never received it, or has not finished it within a claim's lifetime──▶
+///   received ──another member claims (the live one taking part longest, in our view),
+///             and the event is new, or newer than where a rewind claims through──▶
+///             deferred (only its seq is kept, in a range of seqs held for the claimer;
+///             when its line has the producer's layout, only the line's head is read)
+///   deferred ──the claimer's state shows it finished, received in an epoch in which it
+///             claimed──▶ duplicate
+///   deferred ──the claimer left, reads another stream, did not claim then, never
+///             received it, or has not finished it within a claim's lifetime──▶
 ///             rewound: every seq from the lowest such range on that is not in our hands
 ///             is asked for again (the producer link resumes from before it; the saved
-///             watermark never passed a held seq)
+///             watermark never passed a held seq), and new ones are claimed up to where
+///             the claimer vouches again
 ///   rewound ──received again──▶ claiming (a claim value of its own, whatever our view
 ///             says); a rewound seq the producer skips (a gap, a line without a readable
 ///             seq) is passed, as on first receipt
@@ -80,12 +81,12 @@ enum EventStage: Equatable, CustomStringConvertible {
     /// What happens to an event.
     enum Input: Equatable {
         case claimSent
-        /// Rendezvous hashing gave it to another member.
-        case deferredToPreferred
-        /// Its preferred member shows it finished.
-        case preferredFinished
-        /// Its preferred member cannot vouch for it (see the diagram).
-        case preferredCannotVouch
+        /// Another member claims: held for it.
+        case heldForClaimer
+        /// The claimer shows it finished.
+        case claimerFinished
+        /// The claimer cannot vouch for it (see the diagram).
+        case claimerCannotVouch
         /// The producer sent it again after a rewind.
         case receivedAgain
         case claimAnswered(ClaimVerdict)
@@ -114,11 +115,11 @@ enum EventStage: Equatable, CustomStringConvertible {
         switch (self, input) {
         case (.received, .claimSent), (.watched, .ownerMayBeGone), (.rewound, .receivedAgain):
             return .claiming
-        case (.deferred, .preferredCannotVouch):
+        case (.deferred, .claimerCannotVouch):
             return .rewound
-        case (.received, .deferredToPreferred):
+        case (.received, .heldForClaimer):
             return .deferred
-        case (.deferred, .preferredFinished):
+        case (.deferred, .claimerFinished):
             return .finished(.duplicate)
         case (.claiming, .claimAnswered(.ours)):
             return .processing

@@ -1,5 +1,5 @@
-/// What this listener holds for other members: the seqs that rendezvous hashing gave to
-/// another member, kept as ranges, not as events. The producer's log has the events: if
+/// What this listener holds for the claimer (see `MemberView`): the seqs it receives,
+/// kept as ranges, not as events. The producer's log has the events: if
 /// a member cannot vouch for a range in time, this listener rewinds its stream to before
 /// the range and claims every event it is sent again (see `DedupEngine.rewind`).
 ///

@@ -58,7 +58,7 @@ package final class ListenerMetrics: Sendable {
                                              help: "From the producer's accept time (the line's ts) to this instance's insert completing.",
                                              bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
         watching = registry.gauge("dedup_events_watching", help: "Events claimed by another instance that this one watches.")
-        deferred = registry.gauge("dedup_events_deferred", help: "Events rendezvous hashing gave to another listener, held (as seqs) until it shows them finished.")
+        deferred = registry.gauge("dedup_events_deferred", help: "Events held (as seqs) for the claimer until it shows them finished.")
         sharing = registry.gauge("dedup_listeners_sharing", help: "Live listeners taking part on this stream (one claims, the others hold for it), this one included.")
         claiming = registry.gauge("dedup_listener_claiming", help: "1 while this listener is the one that claims (the live listener taking part longest); the others hold what they receive for it.")
         watermark = registry.gauge("dedup_stream_watermark_seq", help: "Highest seq at or below which everything is finished.")

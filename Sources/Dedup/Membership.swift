@@ -7,7 +7,7 @@ import Glibc
 /// Keys (one hash tag, so a cluster keeps them in one slot): `{dedup}:members`, a set of
 /// names, and `{dedup}:member:<name>`, each member's `MemberState`, renewed while it lives
 /// and expiring `LOCK_TTL_MS` after it stops (so a member paused or cut off for as long as
-/// a claim lives loses its share, exactly as it would lose its claims).
+/// a claim lives loses its part, exactly as it would lose its claims).
 struct Membership {
     static let setKey: [UInt8] = Array("{dedup}:members".utf8)
     static func key(_ name: [UInt8]) -> [UInt8] { Array("{dedup}:member:".utf8) + name }
@@ -19,7 +19,7 @@ struct Membership {
     /// do not): the member taking part longest claims, so one coming back never takes
     /// the claims over.
     private(set) var activeSince: UInt64 = 0
-    /// The producer's stream; empty when unknown (nothing is shared then: we claim all).
+    /// The producer's stream; empty when unknown (nobody is held for then: we claim all).
     private(set) var stream = ""
     private(set) var view: MemberView
     /// Our index in `view`; nil while we take no part (inactive, see `MemberState`).
@@ -62,7 +62,7 @@ struct Membership {
     /// Whether we claim what we receive (else we hold it for the claimer).
     var claims: Bool { meIndex == view.claimer }
 
-    /// Whether events are shared out (else every event is ours to claim).
+    /// Whether other members take part (else every event is ours to claim).
     var isSharing: Bool { view.names.count > 1 || meIndex == nil }
 
     /// The producer's stream changed (or became known); `nextSeq` is the first seq

@@ -26,16 +26,16 @@ final class EventLifecycleTests: XCTestCase {
                             .inserted, .markedDone]), .finished(.stored))
     }
 
-    func testAnEventPreferredForAnotherMemberIsHeldUntilThatMemberFinishesIt() {
-        XCTAssertEqual(run([.deferredToPreferred]), .deferred)
-        XCTAssertEqual(run([.deferredToPreferred, .preferredFinished]), .finished(.duplicate))
+    func testAnEventAnotherMemberClaimsIsHeldUntilTheClaimerFinishesIt() {
+        XCTAssertEqual(run([.heldForClaimer]), .deferred)
+        XCTAssertEqual(run([.heldForClaimer, .claimerFinished]), .finished(.duplicate))
     }
 
-    func testADeferredEventItsMemberCannotVouchForIsAskedForAgainClaimedAndStored() {
-        XCTAssertEqual(run([.deferredToPreferred, .preferredCannotVouch]), .rewound)
-        XCTAssertEqual(run([.deferredToPreferred, .preferredCannotVouch, .receivedAgain, .claimAnswered(.ours), .processed,
+    func testAHeldEventTheClaimerCannotVouchForIsAskedForAgainClaimedAndStored() {
+        XCTAssertEqual(run([.heldForClaimer, .claimerCannotVouch]), .rewound)
+        XCTAssertEqual(run([.heldForClaimer, .claimerCannotVouch, .receivedAgain, .claimAnswered(.ours), .processed,
                             .inserted, .markedDone]), .finished(.stored))
-        XCTAssertEqual(run([.deferredToPreferred, .preferredCannotVouch, .receivedAgain, .claimAnswered(.watch),
+        XCTAssertEqual(run([.heldForClaimer, .claimerCannotVouch, .receivedAgain, .claimAnswered(.watch),
                             .ownerFinished]), .finished(.duplicate))
     }
 

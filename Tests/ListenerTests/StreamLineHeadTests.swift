@@ -2,9 +2,9 @@
 import Reactor
 import XCTest
 
-/// A listener reads only the head of a line another member is preferred for; the line is
-/// checked in full by whoever parses it later, and anything not in the producer's layout
-/// is parsed in full at once.
+/// A listener that holds for the claimer reads only the head of a line; the line is
+/// checked in full by whoever parses it, and anything not in the producer's layout is
+/// parsed in full at once.
 final class StreamLineHeadTests: XCTestCase {
     private func head(_ line: String) -> (seq: UInt64, id: String, ts: Int64)? {
         let bytes = Array(line.utf8)
