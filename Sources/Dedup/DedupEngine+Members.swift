@@ -104,9 +104,10 @@ extension DedupEngine {
         let before = membership.view.hash
         let wasActive = membership.active
         membership.observe(states, nextSeq: nextUnclassifiedSeq, highest: tracker.highest)
-        lastObserved = loop.nowNanos
+        // As old as the question: states read before a pause are no fresher after it.
+        lastObserved = lastMembersPoll
         metrics.claiming.set(membership.claims ? 1 : 0)
-        heartbeat(now: lastObserved)
+        heartbeat(now: loop.nowNanos)
         if membership.view.hash != before || membership.active != wasActive {
             let names = membership.view.names.map { String(decoding: $0, as: UTF8.self) }
             let claimer = names[membership.view.claimer]

@@ -93,7 +93,7 @@ package final class DedupEngine {
     var receivedFrom: UInt64 = 0
     var membersPollInFlight = false
     var lastMembersPoll: UInt64 = 0
-    /// When the members' states were last read and our view updated.
+    /// When the members' states last read were asked for (our view is that old).
     var lastObserved: UInt64 = 0
     var publishedState: [UInt8] = []
     var lastHeartbeat: UInt64 = 0
