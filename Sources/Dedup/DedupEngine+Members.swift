@@ -129,10 +129,10 @@ extension DedupEngine {
         }
     }
 
-    /// Drops the held ranges their members show finished. A range a member cannot vouch
-    /// for (it left, reads another stream, classified the seqs under another view, never
-    /// received them, or has not finished them within a claim's lifetime) makes us rewind
-    /// to before it and claim what the producer sends again.
+    /// Drops the held ranges the claimer shows finished. A range it cannot vouch for (it
+    /// left, reads another stream, did not claim then, never received the seqs, or has not
+    /// finished them within a claim's lifetime) makes us rewind to before it and claim
+    /// what the producer sends again.
     func sweepHeld() {
         guard !held.isEmpty, !stopping else { return }
         let now = loop.nowNanos

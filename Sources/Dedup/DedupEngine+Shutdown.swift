@@ -11,10 +11,17 @@ extension DedupEngine {
         return tracker.highest &- lowest &+ 1
     }
 
+    /// How far (in seqs) we may read past the lowest seq held for the claimer that it has
+    /// not shown finished: how far a rewind may have to go back, and so how much the
+    /// producer must still have. Half the lag at which a member leaves the view for
+    /// falling behind, so that the claimer, reading behind us, never looks far enough
+    /// behind to leave.
+    var maxHeldSpan: UInt64 { membership.leaveLag / 2 }
+
     func updateFlow() {
         let open = !stopping && redisUp && db.canAcceptWork
             && inFlightBytes < settings.maxInFlightBytes && inFlightCount < settings.maxInFlight
-            && heldSpan < settings.maxHeldSpan
+            && heldSpan < maxHeldSpan
         guard open != flowOpen else { return }
         flowOpen = open
         onFlowChange?(open)

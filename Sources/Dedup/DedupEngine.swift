@@ -20,12 +20,6 @@ package struct EngineSettings {
     package var maxInFlight = 4_096
     /// Most claims sent in one round (and so most rows in one insert).
     package var maxClaimBatch = 1_024
-    /// How far (in seqs) we may read past the lowest seq held for another member that it
-    /// has not shown finished: how far a rewind may have to go back, and so how much the
-    /// producer must still have. Half the lag at which a member leaves the view for
-    /// falling behind (`Membership.leaveLag`), so that the members we hold for, reading
-    /// behind us, never look far enough behind to leave.
-    package var maxHeldSpan: UInt64 { UInt64(maxInFlight * 2) }
 
     package init(instance: String, run: String, lockTTLMillis: Int, dedupWindowMillis: Int, processDelayMillis: Int) {
         self.instance = instance

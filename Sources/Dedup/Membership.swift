@@ -1,4 +1,4 @@
-import Glibc
+import Reactor
 
 /// This listener's membership: its name, the stream it reads, the live members it last
 /// read from Redis, its current view of them (and so the claimer), and its epochs: the
@@ -53,11 +53,7 @@ struct Membership {
     }
 
     /// Milliseconds since the Unix epoch.
-    static func now() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        return UInt64(time.tv_sec) * 1_000 + UInt64(time.tv_nsec) / 1_000_000
-    }
+    static func now() -> UInt64 { UInt64(max(WallClock.unixMillis(), 0)) }
 
     /// Whether we claim what we receive (else we hold it for the claimer).
     var claims: Bool { meIndex == view.claimer }
